@@ -1,0 +1,133 @@
+"""Worklist: a table model over the workspace's case rows, with status filter and text search.
+
+Rows come from one store query (no per-row disk reads), so 10,000 cases open at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel,
+                            Qt)
+from PySide6.QtGui import QBrush, QColor
+
+STATUS_COLORS = {
+    "new": QColor(120, 120, 120),
+    "predicted": QColor(66, 133, 244),
+    "in_progress": QColor(230, 145, 56),
+    "corrected": QColor(142, 68, 173),
+    "approved": QColor(46, 160, 67),
+    "excluded": QColor(192, 57, 43),
+}
+STATUS_LABELS = {
+    "new": "new", "predicted": "predicted", "in_progress": "in progress", "corrected": "corrected",
+    "approved": "approved", "excluded": "excluded",
+}
+COLUMNS = ("Case", "Patient", "Status", "Dice model/human", "Last edited")
+CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL = range(5)
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class WorklistModel(QAbstractTableModel):
+    """One row per case; the row objects are the store's frozen ``Case`` records."""
+
+    def __init__(self, cases: Sequence[Any] = (), parent: Any = None) -> None:
+        super().__init__(parent)
+        self._cases: list[Any] = list(cases)
+        self._row_of: dict[str, int] = {c.id: i for i, c in enumerate(self._cases)}
+
+    def set_cases(self, cases: Iterable[Any]) -> None:
+        self.beginResetModel()
+        self._cases = list(cases)
+        self._row_of = {c.id: i for i, c in enumerate(self._cases)}
+        self.endResetModel()
+
+    def update_case(self, case: Any) -> None:
+        """Replace one row (after a save or status change) without resetting the view."""
+        row = self._row_of.get(case.id)
+        if row is None:
+            return
+        self._cases[row] = case
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def case_at(self, row: int) -> Any:
+        return self._cases[row]
+
+    def row_of(self, case_id: str) -> int | None:
+        return self._row_of.get(case_id)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self._cases)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        case = self._cases[index.row()]
+        col = index.column()
+        if role == CASE_ID_ROLE:
+            return case.id
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == CASE_COL:
+                return case.id
+            if col == PATIENT_COL:
+                return case.patient_id or ""
+            if col == STATUS_COL:
+                return STATUS_LABELS.get(case.status, case.status)
+            if col == DICE_COL:
+                return "" if case.dice_vs_model is None else f"{case.dice_vs_model:.3f}"
+            if col == EDITED_COL:
+                return (case.updated_at or "")[:16].replace("T", " ")
+        if role == SORT_ROLE:
+            if col == DICE_COL:
+                return -1.0 if case.dice_vs_model is None else float(case.dice_vs_model)
+            if col == STATUS_COL:
+                return list(STATUS_COLORS).index(case.status) if case.status in STATUS_COLORS else 99
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
+        if role == Qt.ItemDataRole.ForegroundRole and col == STATUS_COL:
+            return QBrush(STATUS_COLORS.get(case.status, QColor(200, 200, 200)))
+        if role == Qt.ItemDataRole.ToolTipRole and col == STATUS_COL and case.status == "excluded":
+            return f"Excluded: {case.exclude_reason or 'no reason given'}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == DICE_COL:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class WorklistFilter(QSortFilterProxyModel):
+    """Status filter (a set of statuses, empty = all) plus case/patient text search."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._statuses: set[str] = set()
+        self._text = ""
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+
+    def set_statuses(self, statuses: Iterable[str]) -> None:
+        self._statuses = set(statuses)
+        self.invalidateFilter()
+
+    def set_text(self, text: str) -> None:
+        self._text = text.strip().lower()
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
+        model = self.sourceModel()
+        assert isinstance(model, WorklistModel)
+        case = model.case_at(source_row)
+        if self._statuses and case.status not in self._statuses:
+            return False
+        if self._text and self._text not in case.id.lower() and self._text not in (case.patient_id or "").lower():
+            return False
+        return True
