@@ -1,0 +1,162 @@
+"""Model files: weights in safetensors + a JSON model card beside them.
+
+<stem>.safetensors  the state dict (safetensors: a JSON header + raw tensors; never pickle)
+<stem>.json         the card: id, preset, full config, input size, normalisation, training
+                    data and command, parent, metrics, sha256 of the weights file, created,
+                    format version.
+
+Loading trusts nothing: the card must parse and have every required key, the weights file
+must hash to the card's sha256, parse as safetensors, and carry exactly the tensor names and
+shapes of a freshly built network for the card's config.  Any problem raises ModelFileError
+with one line naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from model.adf import ADFNet, count_params
+from model.config import ADFConfig
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "id", "preset", "config", "weights", "sha256")
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, or does not match its card / the code."""
+
+    def __init__(self, path: os.PathLike | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _stem(path: os.PathLike | str) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
+
+
+def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | str, card: dict) -> Path:
+    """Write <stem>.safetensors and <stem>.json atomically; returns the .json path.
+
+    `card` supplies id (default: the stem's name), training_data, command, parent, metrics and
+    any extra fields; the config, hash, sizes and dates are filled in here.
+    """
+    from safetensors.torch import save
+
+    stem = _stem(out_path_without_ext)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    data = save(state, metadata={"format": "adf-viewer", "format_version": str(FORMAT_VERSION)})
+    weights = stem.with_name(stem.name + ".safetensors")
+    full = {
+        "format_version": FORMAT_VERSION,
+        "id": card.get("id", stem.name),
+        "preset": cfg.preset,
+        "config": cfg.to_dict(),
+        "input_size": cfg.input_size,
+        "normalisation": {"mean": list(cfg.mean), "std": list(cfg.std)},
+        "training_data": card.get("training_data"),
+        "command": card.get("command"),
+        "parent": card.get("parent"),
+        "metrics": card.get("metrics", {}),
+        "params": count_params(net),
+        "weights": weights.name,
+        "sha256": _sha256_bytes(data),
+        "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    for k, v in card.items():
+        full.setdefault(k, v)
+    _atomic_write(weights, data)
+    js = stem.with_name(stem.name + ".json")
+    _atomic_write(js, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
+    return js
+
+
+def read_card(path: os.PathLike | str) -> tuple[dict, Path]:
+    """Parse and check a card (given .json, .safetensors or stem); returns (card, json path)."""
+    stem = _stem(path)
+    js = stem.with_name(stem.name + ".json")
+    if not js.is_file():
+        raise ModelFileError(js, "model card not found (expected the .json beside the .safetensors)")
+    try:
+        card = json.loads(js.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(js, f"model card is not valid JSON ({e})") from None
+    if not isinstance(card, dict):
+        raise ModelFileError(js, "model card is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in card]
+    if missing:
+        raise ModelFileError(js, f"model card lacks {', '.join(missing)}")
+    if card["format_version"] != FORMAT_VERSION:
+        raise ModelFileError(js, f"unsupported format_version {card['format_version']!r} (this app reads {FORMAT_VERSION})")
+    return card, js
+
+
+def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu") -> tuple[ADFNet, dict]:
+    """Load (net in eval mode, card) from a .json, a .safetensors or their common stem."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    card, js = read_card(path)
+    try:
+        cfg = ADFConfig.from_dict(card["config"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(js, f"bad config: {e}") from None
+    wpath = js.parent / str(card["weights"])
+    if Path(card["weights"]).name != card["weights"]:
+        raise ModelFileError(js, f"weights must be a file name beside the card, got {card['weights']!r}")
+    try:
+        data = wpath.read_bytes()
+    except OSError as e:
+        raise ModelFileError(wpath, f"cannot read weights ({e.strerror or e})") from None
+    digest = _sha256_bytes(data)
+    if digest != card["sha256"]:
+        raise ModelFileError(
+            wpath, f"sha256 mismatch: file has {digest[:12]}..., card says {str(card['sha256'])[:12]}... (corrupt or replaced)"
+        )
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError, RuntimeError, OSError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(wpath, f"not a valid safetensors file ({first})") from None
+    net = ADFNet(cfg)
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    if missing or extra:
+        raise ModelFileError(
+            wpath, f"tensor names do not match the config: missing {missing[:3]}, unexpected {extra[:3]}"
+        )
+    bad = [k for k in want if want[k] != have[k]]
+    if bad:
+        k = bad[0]
+        raise ModelFileError(wpath, f"tensor {k} has shape {list(have[k])}, config needs {list(want[k])}")
+    net.load_state_dict(state, strict=True)
+    net.to(map_location).eval()
+    return net, card
