@@ -52,17 +52,20 @@ def stamp_segment(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, fl
     if bbox is None:
         return None
     x0, y0, x1, y1 = bbox
-    sub = mask[y0:y1, x0:x1]
-    # Pixel centres are at integer coordinates + 0.5 in scene space; draw in pixel-index space.
-    a = (int(round(p0[0] - 0.5 - x0)), int(round(p0[1] - 0.5 - y0)))
-    b = (int(round(p1[0] - 0.5 - x0)), int(round(p1[1] - 0.5 - y0)))
-    ir = max(0, int(round(r - 0.5)))
-    if a == b:
-        cv2.circle(sub, a, ir, int(value), thickness=-1, lineType=cv2.LINE_8)
+    # Exact capsule: pixel (i, j) has its centre at (j + 0.5, i + 0.5) in scene coordinates and is
+    # painted when that centre lies within r of the segment p0-p1.
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5
+    ax, ay = float(p0[0]), float(p0[1])
+    dx, dy = float(p1[0]) - ax, float(p1[1]) - ay
+    length2 = dx * dx + dy * dy
+    if length2 > 0:
+        t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / length2, 0.0, 1.0)
+        px, py = xs - (ax + t * dx), ys - (ay + t * dy)
     else:
-        cv2.line(sub, a, b, int(value), thickness=2 * ir + 1, lineType=cv2.LINE_8)
-        cv2.circle(sub, a, ir, int(value), thickness=-1, lineType=cv2.LINE_8)
-        cv2.circle(sub, b, ir, int(value), thickness=-1, lineType=cv2.LINE_8)
+        px, py = xs - ax, ys - ay
+    inside = px * px + py * py <= r * r
+    mask[y0:y1, x0:x1][inside] = value
     return bbox
 
 

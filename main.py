@@ -1,0 +1,40 @@
+"""ADF Viewer — paired WLI | NBI endoscopy viewer with a local tumour segmentation model.
+
+    python main.py [--workspace DIR] [--device auto|cpu|cuda] [--self-test]
+
+Research demonstration, not a medical device (see the About box and docs/MODEL.md).
+"""
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="ADF-Viewer", description="Paired WLI/NBI endoscopy viewer (research use only).")
+    p.add_argument("--workspace", help="workspace folder to open (default: the last one, else the demo workspace)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (auto: CUDA when usable, else CPU)")
+    p.add_argument("--self-test", action="store_true",
+                   help="build a temporary demo workspace, open the window, predict one case, close; print JSON")
+    p.add_argument("--self-test-timeout", type=float, default=180.0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("QT_DRIVER", "PySide6")
+    from viewer import app
+
+    if args.self_test:
+        return app.self_test(args, T_START)
+    return app.run(args, T_START)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

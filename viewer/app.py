@@ -1,0 +1,162 @@
+"""Application start-up: Qt application, settings, the workspace to open, the self-test.
+
+Kept light on purpose: nothing here imports torch (the worker thread does, after the window is
+shown), so the window appears within a second.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+APP_ORG = "ADF Viewer"
+APP_NAME = "ADF Viewer"
+
+
+def display_available() -> bool:
+    """Whether Qt can open a window here (avoids Qt's misleading 'xcb-cursor0' abort)."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def make_app(argv: list[str] | None = None) -> Any:
+    """The QApplication with our style sheet and names (reused if one exists, e.g. under pytest-qt)."""
+    os.environ.setdefault("QT_DRIVER", "PySide6")
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv or [sys.argv[0]])
+    app.setOrganizationName(APP_ORG)
+    app.setApplicationName(APP_NAME)
+    from training.paths import resource_path
+
+    qss = resource_path("style.qss")
+    if qss.is_file():
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    return app
+
+
+def settings_at(path: Path | None = None) -> Any:
+    """QSettings in the usual place, or in an INI file (tests, self-test)."""
+    from PySide6.QtCore import QSettings
+
+    if path is not None:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings(APP_ORG, APP_NAME)
+
+
+def choose_workspace(requested: str | None, settings: Any) -> Path:
+    """--workspace, else the last one used, else the demo workspace (built on first run)."""
+    if requested:
+        return Path(requested).expanduser()
+    last = settings.value("last_workspace", "")
+    if last and (Path(str(last)) / "workspace.sqlite").is_file():
+        return Path(str(last))
+    from training.demo import build_demo_workspace
+    from training.paths import default_demo_workspace
+
+    return build_demo_workspace(default_demo_workspace())
+
+
+def run(args: Any, t_start: float) -> int:
+    """Open the main window on a workspace and run the event loop."""
+    if not display_available():
+        print("ADF Viewer needs a display. No DISPLAY or WAYLAND_DISPLAY is set; run it on a desktop, "
+              "or set QT_QPA_PLATFORM=offscreen for a headless self-test.", file=sys.stderr)
+        return 2
+    app = make_app()
+    from viewer.main_window import MainWindow
+
+    settings = settings_at()
+    try:
+        ws_path = choose_workspace(args.workspace, settings)
+    except Exception as exc:  # noqa: BLE001 - one clear line, no traceback
+        print(f"ADF Viewer: cannot prepare the workspace: {exc}", file=sys.stderr)
+        return 1
+    win = MainWindow(settings, device=args.device)
+    win.show()
+    if not win.open_workspace(ws_path):
+        print(f"ADF Viewer: cannot open workspace {ws_path}", file=sys.stderr)
+    if os.environ.get("ADF_VIEWER_REPORT_STARTUP"):
+        _report_startup(win, t_start)
+    return app.exec()
+
+
+def _report_startup(win: Any, t_start: float) -> None:
+    """For benchmarks: print when the window was shown and when the first overlay painted."""
+    from PySide6.QtCore import QTimer
+
+    shown = time.time()
+    print(json.dumps({"event": "window_shown", "t": shown}), flush=True)
+
+    def on_overlay(_case_id: str) -> None:
+        print(json.dumps({"event": "first_overlay", "t": time.time()}), flush=True)
+        if os.environ.get("ADF_VIEWER_REPORT_STARTUP") == "exit":
+            QTimer.singleShot(0, win.close)
+
+    win.predictionShown.connect(on_overlay)
+
+
+def self_test(args: Any, t_start: float) -> int:
+    """Build a temporary demo workspace, open the window, predict one case, render, close.
+
+    Prints one JSON line: {"ok", "device", "ms_window", "ms_first_overlay"} (+ "error" on failure).
+    """
+    if not os.environ.get("QT_QPA_PLATFORM") and not display_available():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    result: dict[str, Any] = {"ok": False, "device": None, "ms_window": None, "ms_first_overlay": None}
+    try:
+        with tempfile.TemporaryDirectory(prefix="adf-selftest-") as tmp:
+            result.update(_self_test_in(Path(tmp), args, t_start))
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc(file=sys.stderr)
+        result["error"] = f"{exc.__class__.__name__}: {exc}"
+    print(json.dumps(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
+def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
+    app = make_app()
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from training.demo import build_demo_workspace
+    from viewer.main_window import MainWindow
+
+    ws_path = build_demo_workspace(tmp / "demo-workspace")
+    win = MainWindow(settings_at(tmp / "settings.ini"), device=args.device)
+    win.show()
+    app.processEvents()
+    ms_window = (time.perf_counter() - t_start) * 1000.0
+    loop = QEventLoop()
+    state: dict[str, Any] = {}
+    win.predictionShown.connect(lambda cid: (state.setdefault("case", cid), loop.quit()))
+
+    if not win.open_workspace(ws_path):
+        raise RuntimeError("the demo workspace did not open")
+    assert win.worker is not None
+    win.worker.failed.connect(lambda _r, _c, msg: (state.setdefault("error", msg), loop.quit()))
+    QTimer.singleShot(int(getattr(args, "self_test_timeout", 180) * 1000), loop.quit)
+    if "case" not in state:
+        loop.exec()
+    if "error" in state:
+        raise RuntimeError(state["error"])
+    if "case" not in state:
+        raise RuntimeError("no prediction reached the overlay in time")
+    ms_overlay = (time.perf_counter() - t_start) * 1000.0
+    overlay = win.pair.overlay
+    painted = int((overlay.bgra[..., 3] > 0).sum()) if overlay is not None else 0
+    image = win.grab().toImage()
+    device = win.device_label.text()
+    win.close()
+    app.processEvents()
+    return {"ok": image.width() > 0, "device": device, "ms_window": round(ms_window, 1),
+            "ms_first_overlay": round(ms_overlay, 1), "case": state["case"], "overlay_pixels": painted}

@@ -1,0 +1,238 @@
+"""Dialogs: About (research-use disclaimer), shortcuts, agreement summary, import."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView,
+                               QLabel, QPlainTextEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
+
+DISCLAIMER = (
+    "<b>Research demonstration — not a medical device.</b> The bundled model was trained on public "
+    "endoscopy data (colon polyps and laryngeal frames) with <i>synthetic</i> NBI generated from white light. "
+    "It has not been validated for clinical use and must not be used for diagnosis or treatment decisions. "
+    "Every mask must be reviewed by a qualified clinician."
+)
+
+ATTRIBUTIONS = (
+    "Demo cases and training data (CC BY 4.0):<br>"
+    "• Kvasir-SEG — D. Jha et al., MMM 2020; HyperKvasir — H. Borgli et al., Scientific Data 7:283, 2020.<br>"
+    "• Laryngeal endoscopic images — M.-H. Laves, J. Bicker, L. A. Kahrs, T. Ortmaier, IJCARS 14(3):483–492, 2019.<br>"
+    "Method after the Align-Disentangle-Fusion paper (arXiv 2508.16882)."
+)
+
+SHORTCUTS = [
+    ("Tools", [("H", "Navigate (left-drag pans)"), ("B", "Brush"), ("E", "Eraser"), ("P", "Polygon fill"),
+               ("Shift+P", "Polygon erase"), ("L", "Lasso fill"), ("Shift+L", "Lasso erase"),
+               ("U", "Push / pull the boundary"), ("[  ]", "Smaller / larger brush"),
+               ("Ctrl+wheel", "Brush size"), ("Enter / Esc / Backspace", "Close / cancel / undo point of a polygon")]),
+    ("Mask operations", [("Alt+S", "Smooth boundary"), ("Alt+=", "Grow 2 px"), ("Alt+-", "Shrink 2 px"),
+                         ("Alt+H", "Fill holes"), ("Alt+I", "Remove islands"), ("G", "Refine (GrabCut)")]),
+    ("Undo and saving", [("Ctrl+Z", "Undo stroke"), ("Ctrl+Shift+Z, Ctrl+Y", "Redo"),
+                         ("Ctrl+S", "Save now (autosave runs 2 s after the last edit)")]),
+    ("Review", [("A, Enter", "Accept mask and go to the next case to review"), ("X", "Exclude with a reason"),
+                ("PgDn / PgUp", "Next / previous case"), ("Ctrl+R", "Predict again"),
+                ("Ctrl+Shift+R", "Pre-annotate all"), ("Ctrl+Shift+D", "Agreement summary")]),
+    ("View", [("Wheel", "Zoom at the cursor"), ("Middle/right drag", "Pan"), ("Home", "Fit"),
+              ("Ctrl+1", "Actual pixels"), ("O", "Overlay on/off"), ("M", "Overlay mode"),
+              ("F5 … F8", "Side by side / WLI only / NBI only / swapped")]),
+]
+
+
+def about_text(ws: Any = None) -> str:
+    """About box body: what this is, the disclaimer, the data it learned from, the active model."""
+    model = ""
+    if ws is not None:
+        try:
+            path = ws.active_model_path()
+            if path is not None:
+                card = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+                model = f"<p>Active model: <b>{card.get('id', path.stem)}</b> ({card.get('preset', '?')})</p>"
+        except (OSError, ValueError):
+            model = ""
+    return (
+        "<h3>ADF Viewer</h3>"
+        "<p>Paired WLI | NBI endoscopy viewer with a local Align-Disentangle-Fusion tumour segmentation model. "
+        "Everything runs on this computer; no image or mask ever leaves it.</p>"
+        f"<p>{DISCLAIMER}</p>{model}<p>{ATTRIBUTIONS}</p>"
+    )
+
+
+class ShortcutsDialog(QDialog):
+    """Help ▸ Keyboard shortcuts."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        lay = QVBoxLayout(self)
+        rows = sum(len(items) + 1 for _g, items in SHORTCUTS)
+        table = QTableWidget(rows, 2)
+        table.setHorizontalHeaderLabels(["Keys", "Action"])
+        table.verticalHeader().hide()
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        r = 0
+        for group, items in SHORTCUTS:
+            head = QTableWidgetItem(group)
+            font = head.font()
+            font.setBold(True)
+            head.setFont(font)
+            table.setItem(r, 0, head)
+            r += 1
+            for keys, action in items:
+                table.setItem(r, 0, QTableWidgetItem(QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText) or keys))
+                table.setItem(r, 1, QTableWidgetItem(action))
+                r += 1
+        table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        table.resizeColumnToContents(0)
+        lay.addWidget(table)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+        self.table = table
+        self.resize(560, 620)
+
+
+class AgreementDialog(QDialog):
+    """Model-vs-human agreement over the workspace: mean Dice and the worst cases (click to open)."""
+
+    caseChosen = Signal(str)
+
+    def __init__(self, cases: list[Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Model vs clinician agreement")
+        scored = sorted((c for c in cases if c.dice_vs_model is not None), key=lambda c: c.dice_vs_model)
+        lay = QVBoxLayout(self)
+        if scored:
+            mean = sum(c.dice_vs_model for c in scored) / len(scored)
+            text = (f"{len(scored)} corrected cases compared with the model's prediction. "
+                    f"Mean Dice {mean:.3f}; worst {scored[0].dice_vs_model:.3f}.")
+        else:
+            mean = None
+            text = "No case has both a model prediction and a clinician's revision yet."
+        self.summary = QLabel(text)
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+        self.mean_dice = mean
+        table = QTableWidget(min(20, len(scored)), 3)
+        table.setHorizontalHeaderLabels(["Case", "Patient", "Dice"])
+        table.verticalHeader().hide()
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        for i, c in enumerate(scored[:20]):
+            for j, v in enumerate((c.id, c.patient_id or "", f"{c.dice_vs_model:.3f}")):
+                table.setItem(i, j, QTableWidgetItem(v))
+        table.cellDoubleClicked.connect(lambda r, _c: self._choose(table.item(r, 0).text()))
+        table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(QLabel("Worst cases (double-click to open):"))
+        lay.addWidget(table)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+        self.table = table
+        self.resize(480, 520)
+
+    def _choose(self, case_id: str) -> None:
+        self.caseChosen.emit(case_id)
+        self.accept()
+
+
+class _ImportThread(QThread):
+    progress = Signal(int, int)
+    finishedWith = Signal(object)   # dict summary or an exception
+
+    def __init__(self, workspace_root: Path, sources: list[Path]) -> None:
+        super().__init__()
+        self.workspace_root = workspace_root
+        self.sources = sources
+
+    def run(self) -> None:  # noqa: D401
+        from training.importer import import_sources
+        from training.store import Workspace
+
+        try:
+            with Workspace.open(self.workspace_root) as ws:
+                summary = import_sources(ws, self.sources, progress=lambda d, t: self.progress.emit(d, t))
+            self.finishedWith.emit(summary)
+        except Exception as exc:  # noqa: BLE001 - reported in the dialog
+            self.finishedWith.emit(exc)
+
+
+class ImportDialog(QDialog):
+    """File ▸ Import: pick a folder or CSV, import it in a background thread, show what was skipped."""
+
+    def __init__(self, workspace_root: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Import WLI/NBI pairs")
+        self.workspace_root = Path(workspace_root)
+        self.summary: dict[str, Any] | None = None
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(
+            "Import a folder (X_wli + X_nbi, WLI/ + NBI/, X_1 + X_2 [+ X_1_label]) or a CSV "
+            "(wli_path, nbi_path[, label_path][, patient_id]). Files are copied into the workspace."))
+        row = QHBoxLayout()
+        self.folder_btn = QPushButton("Import folder…")
+        self.csv_btn = QPushButton("Import CSV…")
+        row.addWidget(self.folder_btn)
+        row.addWidget(self.csv_btn)
+        lay.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        lay.addWidget(self.progress)
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        lay.addWidget(self.report, 1)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+        self.folder_btn.clicked.connect(self._pick_folder)
+        self.csv_btn.clicked.connect(self._pick_csv)
+        self._thread: _ImportThread | None = None
+        self.resize(620, 420)
+
+    def _pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder with WLI/NBI pairs")
+        if path:
+            self.start([Path(path)])
+
+    def _pick_csv(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "CSV of pairs", "", "CSV files (*.csv)")
+        if path:
+            self.start([Path(path)])
+
+    def start(self, sources: list[Path]) -> None:
+        """Run the import in the background (the dialog stays responsive)."""
+        self.folder_btn.setEnabled(False)
+        self.csv_btn.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.report.setPlainText("Importing…")
+        self._thread = _ImportThread(self.workspace_root, sources)
+        self._thread.progress.connect(self._on_progress)
+        self._thread.finishedWith.connect(self._on_done)
+        self._thread.start()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _on_done(self, result: Any) -> None:
+        self.progress.hide()
+        self.folder_btn.setEnabled(True)
+        self.csv_btn.setEnabled(True)
+        if isinstance(result, Exception):
+            self.report.setPlainText(f"Import failed: {result}")
+            return
+        self.summary = result
+        lines = [f"Imported {result['imported']} case(s); the workspace now holds {result['cases']}."]
+        skipped = result.get("skipped", [])
+        if skipped:
+            lines.append(f"\nSkipped {len(skipped)} file(s):")
+            lines += [f"  • {s['path']}: {s['reason']}" for s in skipped]
+        self.report.setPlainText("\n".join(lines))
+
+    def wait_done(self, ms: int = 60000) -> bool:
+        return self._thread.wait(ms) if self._thread is not None else True
