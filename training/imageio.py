@@ -1,0 +1,340 @@
+"""Image and mask I/O at the file boundary: RGB in memory, safe decoding, atomic PNG writes.
+
+Why this module exists: every image that enters the app comes from a user's folder and may be
+truncated, mislabelled, enormous (decompression bomb), 16-bit, grey, RGBA or CMYK, and may have a
+non-UTF-8 or very long name. Everything is read as bytes (``numpy.fromfile``) and decoded with
+``cv2.imdecode`` so the path never goes through OpenCV's narrow-char file API, and the pixel count
+is checked from the PNG/JPEG/BMP header *before* the pixels are decoded.
+
+No torch, no Qt here (the viewer and the store use it without them).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "read_rgb",
+    "read_mask",
+    "decode_rgb",
+    "decode_mask",
+    "image_size",
+    "write_png_atomic",
+    "encode_png",
+    "sha256_file",
+    "sha256_bytes",
+    "fsync_dir",
+    "TEMP_PREFIX",
+    "temp_name",
+]
+
+MAX_PIXELS: int = 50_000_000
+"""Decompression-bomb limit (pixels), checked from the header before decoding."""
+
+# Formats whose header we do not parse are decoded only when the file is at most this big, then
+# their size is checked after decoding (a compressed TIFF/WebP can still expand, but OpenCV's own
+# limit of 2^30 pixels bounds it).
+_MAX_UNPARSED_BYTES = 64 * 1024 * 1024
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+TEMP_PREFIX = ".tmp-"
+"""Temp files are named ``.tmp-<pid>-<random>-<final name>``; the store cleans dead ones on open."""
+
+
+class ImageReadError(ValueError):
+    """An image or mask file that cannot be used; ``str()`` is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: os.PathLike | str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+# --------------------------------------------------------------------------------------- headers
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width, height from the first SOF marker; None when the header is damaged."""
+    found = _jpeg_sof(data)
+    return None if found is None else found[1]
+
+
+def _jpeg_sof(data: bytes) -> tuple[int, tuple[int, int]] | None:
+    """(offset of the main image's SOF, (width, height)), walking segments (skips EXIF thumbnails)."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # standalone markers
+            i += 2
+            continue
+        if marker == 0xD9:  # EOI before SOF
+            return None
+        seglen = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if seglen < 2:
+            return None
+        if marker in _JPEG_SOF:
+            if i + 9 > n:
+                return None
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return i, (w, h)
+        i += 2 + seglen
+    return None
+
+
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 26:
+        return None
+    w, h = struct.unpack("<ii", data[18:26])
+    return abs(w), abs(h)
+
+
+def _format(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8"):
+        return "jpeg"
+    if data.startswith(b"BM"):
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG/JPEG/BMP header without decoding; None for other formats."""
+    fmt = _format(data)
+    if fmt == "png":
+        return _png_size(data)
+    if fmt == "jpeg":
+        return _jpeg_size(data)
+    if fmt == "bmp":
+        return _bmp_size(data)
+    return None
+
+
+# -------------------------------------------------------------------------------------- decoding
+def _read_bytes(path: os.PathLike | str) -> bytes:
+    try:
+        # numpy.fromfile uses Python's own open(): non-UTF-8 and long names work everywhere.
+        return np.fromfile(os.fspath(path), dtype=np.uint8).tobytes()
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ImageReadError(path, "is a directory") from None
+    except OSError as exc:
+        raise ImageReadError(path, f"unreadable ({exc.strerror or exc})") from None
+
+
+def _decode(data: bytes, path: os.PathLike | str, flags: int) -> np.ndarray:
+    """Decode with the size checked first; returns OpenCV's array (BGR order, any depth)."""
+    if len(data) == 0:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    fmt = _format(data)
+    if fmt is None:
+        raise ImageReadError(path, "not an image (unknown format)")
+    size = image_size(data)
+    if fmt in ("png", "jpeg", "bmp"):
+        if size is None:
+            raise ImageReadError(path, f"damaged {fmt.upper()} header")
+        w, h = size
+        if w <= 0 or h <= 0:
+            raise ImageReadError(path, f"invalid image size {w}x{h}")
+        if w * h > MAX_PIXELS:
+            raise ImageReadError(path, f"image too large ({w}x{h} > {MAX_PIXELS} pixels)")
+    elif len(data) > _MAX_UNPARSED_BYTES:
+        raise ImageReadError(path, f"{fmt.upper()} file too large to check safely ({len(data)} bytes)")
+    if fmt == "png" and data.rfind(b"IEND\xaeB`\x82") < 0:
+        # libpng may return a partly grey image for a truncated file: refuse instead.
+        raise ImageReadError(path, "truncated PNG (no IEND chunk)")
+    if fmt == "jpeg":
+        # libjpeg pads a truncated JPEG with grey and only warns. Entropy-coded data never holds
+        # FF D9, so the main image is complete iff an EOI follows its SOF (an EXIF thumbnail's EOI
+        # comes before it; trailing vendor bytes after the EOI are fine).
+        sof = _jpeg_sof(data)
+        if sof is None or data.rfind(b"\xff\xd9") < sof[0]:
+            raise ImageReadError(path, "truncated JPEG (no end-of-image marker)")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except cv2.error as exc:
+        raise ImageReadError(path, f"cannot decode {fmt.upper()} ({str(exc).strip().splitlines()[-1]})") from None
+    if img is None or img.size == 0:
+        raise ImageReadError(path, f"cannot decode {fmt.upper()} (corrupt or unsupported)")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise ImageReadError(path, f"image too large ({img.shape[1]}x{img.shape[0]} > {MAX_PIXELS} pixels)")
+    return img
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return (img >> 8).astype(np.uint8)
+    if img.dtype in (np.float32, np.float64):
+        finite = np.nan_to_num(img.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+        scale = 255.0 if finite.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(finite * scale + 0.5, 0, 255).astype(np.uint8)
+    info = np.iinfo(img.dtype)
+    shift = max(info.bits - 8, 0)
+    return (np.clip(img, 0, None) >> shift).astype(np.uint8) if shift else np.clip(img, 0, 255).astype(np.uint8)
+
+
+def decode_rgb(data: bytes, path: os.PathLike | str = "<bytes>") -> np.ndarray:
+    """Decode image bytes to (H, W, 3) uint8 RGB (grey, RGBA, 16-bit, CMYK normalised)."""
+    img = _decode(data, path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    img = _to_uint8(img)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 1:
+        img = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    elif img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        raise ImageReadError(path, f"unsupported channel count {img.shape[2]}")
+    return np.ascontiguousarray(img)
+
+
+def decode_mask(data: bytes, path: os.PathLike | str = "<bytes>", label_value: int | None = None) -> np.ndarray:
+    """Decode mask bytes to bool (H, W): any channel > 0 is tumour.
+
+    ``label_value`` reads a class map instead (e.g. vocalfolds: tumour = label 4).
+    An RGBA mask whose colour is all zero carries the mask in alpha; otherwise fully
+    transparent pixels are background.
+    """
+    img = _decode(data, path, cv2.IMREAD_UNCHANGED)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if label_value is not None:
+        grey = img if img.ndim == 2 else img[:, :, 0]
+        return np.ascontiguousarray(grey == label_value)
+    if img.ndim == 2:
+        return np.ascontiguousarray(img > 0)
+    colour = (img[:, :, :3] > 0).any(axis=2)
+    if img.shape[2] == 4:
+        alpha = img[:, :, 3] > 0
+        if not colour.any():
+            return np.ascontiguousarray(alpha)
+        if not alpha.all():
+            return np.ascontiguousarray(colour & alpha)
+    return np.ascontiguousarray(colour)
+
+
+def read_rgb(path: os.PathLike | str) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB; raises ImageReadError with a reason."""
+    return decode_rgb(_read_bytes(path), path)
+
+
+def read_mask(path: os.PathLike | str, label_value: int | None = None) -> np.ndarray:
+    """Read a mask image as bool (H, W): pixel > 0 in any channel (or == label_value)."""
+    return decode_mask(_read_bytes(path), path, label_value)
+
+
+# --------------------------------------------------------------------------------------- writing
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a bool mask (written 0/255), uint8 grey (H, W) or uint8 RGB (H, W, 3)."""
+    arr = np.asarray(array)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    if arr.dtype != np.uint8:
+        raise ValueError(f"encode_png wants bool or uint8, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    elif arr.ndim != 2:
+        raise ValueError(f"encode_png wants (H, W) or (H, W, 3), got {arr.shape}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def temp_name(final: Path) -> Path:
+    """A temp path beside ``final`` carrying our pid, so cleanup can tell dead writers' leftovers."""
+    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{final.name}")
+
+
+def fsync_dir(path: os.PathLike | str) -> None:
+    """fsync a directory so a rename in it is durable (no-op where unsupported, e.g. Windows)."""
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: os.PathLike | str, data: bytes, exist_ok: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync dir.
+
+    With ``exist_ok=False`` an existing ``path`` is never replaced (FileExistsError instead); the
+    caller must serialise writers (the store does so with its SQLite write lock).
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if not exist_ok and final.exists():
+        raise FileExistsError(f"{final} exists; refusing to overwrite")
+    tmp = temp_name(final)
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not exist_ok and final.exists():
+            raise FileExistsError(f"{final} exists; refusing to overwrite")
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    fsync_dir(final.parent)
+
+
+def write_png_atomic(path: os.PathLike | str, array: np.ndarray, exist_ok: bool = True) -> str:
+    """Encode ``array`` as PNG and write it atomically (see write_bytes_atomic); returns its sha256."""
+    data = encode_png(array)
+    write_bytes_atomic(path, data, exist_ok=exist_ok)
+    return sha256_bytes(data)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: os.PathLike | str) -> str:
+    """Hex sha256 of a file, streamed (large images need not fit twice in memory)."""
+    h = hashlib.sha256()
+    with open(os.fspath(path), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
