@@ -1,0 +1,239 @@
+"""Running a trained ADF model on one WLI/NBI pair: device choice, pre/post-processing, timing.
+
+`Predictor.load(path, device)` picks the device once and keeps a human-readable reason for the
+UI ("CUDA: NVIDIA H100", "CPU — no CUDA device found", ...).  A CUDA failure during a
+prediction (out of memory, driver) moves the model to the CPU once, with a warning, and the
+reason says so.  Inference is plain eager PyTorch in channels_last layout: torch.compile would
+cost 6-40 s at app start.
+
+Pre-processing: NBI is warped into the WLI frame with the case's homography (NBI -> WLI), both
+images are resized to the model's square input size (no letterbox: training does the same) and
+normalised with the card's mean/std.  Post-processing is `model.postprocess.postprocess_mask`
+on the uint8 probability, the same rule the viewer applies to a cached prediction.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from model.adf import ADFNet
+from model.card import load_model
+from model.config import ADFConfig
+from model.postprocess import postprocess_mask
+
+log = logging.getLogger(__name__)
+_THREADS_SET = False
+
+
+@dataclass
+class Prediction:
+    """One pair's result; prob and mask are in WLI pixel space."""
+
+    prob: np.ndarray  # uint8 (H,W), prob x 255
+    mask: np.ndarray  # bool (H,W), post-processed
+    model_id: str
+    ms: dict[str, float] = field(default_factory=dict)  # pre, infer, post, total
+
+
+def physical_cores() -> int:
+    """Physical cores available to this process (hyper-threads do not help these kernels)."""
+    try:
+        avail = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        avail = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        phys = core = ""
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":", 1)[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":", 1)[1].strip()
+                    cores.add((phys, core))
+    except OSError:
+        pass
+    return max(1, min(avail, len(cores) or avail))
+
+
+def default_threads() -> None:
+    """torch threads: min(physical cores, 4) unless OMP_NUM_THREADS says otherwise (once)."""
+    global _THREADS_SET
+    if _THREADS_SET or os.environ.get("OMP_NUM_THREADS"):
+        return
+    torch.set_num_threads(min(physical_cores(), 4))
+    _THREADS_SET = True
+
+
+def _cuda_probe() -> str | None:
+    """None when a tiny op runs on the GPU, else why not."""
+    try:
+        x = torch.ones(8, device="cuda")
+        if float((x * 2).sum().item()) != 16.0:
+            return "CUDA probe returned a wrong result"
+        torch.cuda.synchronize()
+        return None
+    except Exception as e:  # driver / runtime problems surface as many types
+        return f"CUDA probe failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+
+
+def choose_device(requested: str = "auto") -> tuple[str, str]:
+    """(device, reason) for "auto", "cpu" or "cuda"."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {requested!r}")
+    if requested == "cpu":
+        return "cpu", "CPU — requested"
+    if torch.version.cuda is None:
+        why = "torch was built without CUDA"
+    elif not torch.cuda.is_available():
+        why = "no CUDA device found"
+    else:
+        why = _cuda_probe()
+        if why is None:
+            return "cuda", f"CUDA: {torch.cuda.get_device_name(0)}"
+    if requested == "cuda":
+        return "cpu", f"CPU — CUDA requested but not available: {why}"
+    return "cpu", f"CPU — {why}"
+
+
+class Predictor:
+    """A loaded model ready to segment pairs; see the module docstring."""
+
+    def __init__(self, net: ADFNet, card: dict, device: str = "cpu", device_reason: str = "CPU — requested") -> None:
+        self.card = card
+        self.cfg: ADFConfig = net.cfg
+        self.model_id: str = str(card.get("id", "model"))
+        self.input_size = int(self.cfg.input_size)
+        self._scale = (1.0 / (255.0 * np.asarray(self.cfg.std, np.float32))).astype(np.float32)
+        self._shift = (-np.asarray(self.cfg.mean, np.float32) / np.asarray(self.cfg.std, np.float32)).astype(np.float32)
+        self.device = device
+        self.device_reason = device_reason
+        self.net = net.eval().to(device=device, memory_format=torch.channels_last)
+        self._fell_back = False
+
+    @classmethod
+    def load(cls, path: os.PathLike | str, device: str = "auto") -> Predictor:
+        """Load a model file (.json, .safetensors or stem) onto the chosen device."""
+        default_threads()
+        dev, reason = choose_device(device)
+        net, card = load_model(Path(path), map_location="cpu")
+        pred = cls(net, card, dev, reason)
+        log.info("model %s on %s", pred.model_id, reason)
+        return pred
+
+    # -- pre / post ------------------------------------------------------------------------
+    def _prep_image(self, img: np.ndarray) -> np.ndarray:
+        s = self.input_size
+        h, w = img.shape[:2]
+        interp = cv2.INTER_AREA if (h > s or w > s) else cv2.INTER_LINEAR
+        if (h, w) != (s, s):
+            img = cv2.resize(img, (s, s), interpolation=interp)
+        return img.astype(np.float32) * self._scale + self._shift  # (s,s,3) float32
+
+    def _preprocess(
+        self, wli: np.ndarray, nbi: np.ndarray | None, homography: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        _check_rgb(wli, "wli")
+        h, w = wli.shape[:2]
+        wl = self._prep_image(wli)
+        if nbi is None:
+            return wl, None
+        _check_rgb(nbi, "nbi")
+        hm = np.eye(3) if homography is None else np.asarray(homography, np.float64)
+        if hm.shape != (3, 3):
+            raise ValueError(f"homography must be 3x3, got {hm.shape}")
+        if homography is not None or nbi.shape[:2] != (h, w):
+            nbi = cv2.warpPerspective(nbi, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return wl, self._prep_image(nbi)
+
+    def _to_tensor(self, arrs: list[np.ndarray]) -> torch.Tensor:
+        # (B,s,s,3) NHWC memory viewed as NCHW = channels_last without a copy
+        t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
+        return t.to(self.device, non_blocking=True)
+
+    def _forward(self, wli_t: torch.Tensor, nbi_t: torch.Tensor | None, present: torch.Tensor | None) -> torch.Tensor:
+        """Probabilities (B,s,s) float32 on the CPU; subclasses (benchmarks) may swap the net."""
+        out = self.net(wli_t, nbi_t, present)
+        return torch.sigmoid(out.logits[:, 0].float()).cpu()
+
+    def _infer(self, wl: list[np.ndarray], nb: list[np.ndarray | None]) -> np.ndarray:
+        def run() -> np.ndarray:
+            with torch.inference_mode():
+                wli_t = self._to_tensor(wl)
+                if all(n is None for n in nb):
+                    return self._forward(wli_t, None, None).numpy()
+                zero = np.zeros_like(wl[0])
+                nbi_t = self._to_tensor([zero if n is None else n for n in nb])
+                present = torch.tensor([n is not None for n in nb], device=self.device)
+                return self._forward(wli_t, nbi_t, present).numpy()
+
+        try:
+            return run()
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+            if self.device != "cuda" or self._fell_back:
+                raise
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self._fell_back = True
+            self.net = self.net.to("cpu")
+            self.device = "cpu"
+            self.device_reason = f"CPU — CUDA failed at run time: {msg}"
+            warnings.warn(f"CUDA inference failed ({msg}); continuing on the CPU", RuntimeWarning, stacklevel=3)
+            log.warning("CUDA inference failed (%s); continuing on the CPU", msg)
+            try:
+                torch.cuda.empty_cache()
+            except Exception:
+                pass
+            return run()
+
+    @staticmethod
+    def _postprocess(prob_small: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        prob = cv2.resize(prob_small, (w, h), interpolation=cv2.INTER_LINEAR)
+        prob_u8 = np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
+        return prob_u8, postprocess_mask(prob_u8)
+
+    # -- public ----------------------------------------------------------------------------
+    def predict(self, wli: np.ndarray, nbi: np.ndarray | None = None, homography: np.ndarray | None = None) -> Prediction:
+        """Segment one pair (RGB uint8; NBI optional, any size; homography NBI -> WLI)."""
+        return self.predict_batch([(wli, nbi, homography)], batch_size=1)[0]
+
+    def predict_batch(self, pairs: list[tuple], batch_size: int | None = None) -> list[Prediction]:
+        """Segment a worklist of (wli,), (wli, nbi) or (wli, nbi, homography) tuples."""
+        if batch_size is None:
+            batch_size = 8 if self.device == "cuda" else 1
+        results: list[Prediction] = []
+        for start in range(0, len(pairs), batch_size):
+            chunk = [tuple(p) + (None,) * (3 - len(p)) for p in pairs[start : start + batch_size]]
+            wl, nb, pre_ms = [], [], []
+            for wli, nbi, hm in chunk:
+                s = time.perf_counter()
+                a, b = self._preprocess(wli, nbi, hm)
+                wl.append(a)
+                nb.append(b)
+                pre_ms.append((time.perf_counter() - s) * 1000.0)
+            s = time.perf_counter()
+            probs = self._infer(wl, nb)
+            infer_ms = (time.perf_counter() - s) * 1000.0 / len(chunk)
+            for i, (wli, _, _) in enumerate(chunk):
+                s = time.perf_counter()
+                prob, mask = self._postprocess(probs[i], wli.shape[0], wli.shape[1])
+                post = (time.perf_counter() - s) * 1000.0
+                ms = {"pre": pre_ms[i], "infer": infer_ms, "post": post}
+                ms["total"] = ms["pre"] + ms["infer"] + ms["post"]
+                results.append(Prediction(prob, mask, self.model_id, ms))
+        return results
+
+
+def _check_rgb(img: np.ndarray, name: str) -> None:
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        got = getattr(img, "shape", type(img).__name__)
+        raise ValueError(f"{name} must be an RGB uint8 (H, W, 3) array, got {got}")
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f"{name} is empty")

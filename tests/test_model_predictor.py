@@ -1,0 +1,122 @@
+"""Predictor: device choice and its reason, CUDA fallback, NBI warping, pre/post-processing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import model.predictor as mp
+from model.adf import ADFNet
+from model.card import save_model
+from model.config import get_preset
+from model.postprocess import postprocess_mask
+from model.predictor import Prediction, Predictor, choose_device
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    net = ADFNet(cfg)
+    # a strongly positive output bias so the random net produces a non-empty mask
+    with torch.no_grad():
+        net.dec_pred.bias.fill_(0.3)
+    return save_model(net, cfg, tmp_path_factory.mktemp("m") / "adf-test", {"id": "adf-test"})
+
+
+@pytest.fixture(scope="module")
+def pred(model_path: Path) -> Predictor:
+    return Predictor.load(model_path, device="cpu")
+
+
+def _images() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    wli = cv2.GaussianBlur(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), (0, 0), 5)
+    nbi = cv2.GaussianBlur(rng.integers(0, 256, (150, 220, 3), dtype=np.uint8), (0, 0), 5)
+    return wli, nbi
+
+
+def test_cuda_requested_without_cuda_falls_back(monkeypatch: pytest.MonkeyPatch, model_path: Path) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    p = Predictor.load(model_path, device="cuda")
+    assert p.device == "cpu"
+    assert p.device_reason.startswith("CPU — CUDA requested but not available: ")
+    assert p.device_reason.endswith(("torch was built without CUDA", "no CUDA device found"))
+    dev, reason = choose_device("auto")
+    assert dev == "cpu" and reason in ("CPU — torch was built without CUDA", "CPU — no CUDA device found")
+    assert choose_device("cpu") == ("cpu", "CPU — requested")
+    with pytest.raises(ValueError):
+        choose_device("tpu")
+
+
+def test_cuda_probe_failure_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(mp, "_cuda_probe", lambda: "CUDA probe failed: driver too old")
+    assert choose_device("auto") == ("cpu", "CPU — CUDA probe failed: driver too old")
+
+
+def test_predict_non_square_pair_with_other_nbi_size(pred: Predictor) -> None:
+    wli, nbi = _images()
+    hm = np.array([[300 / 220, 0, 0], [0, 200 / 150, 0], [0, 0, 1]], np.float64)  # NBI -> WLI
+    out = pred.predict(wli, nbi, hm)
+    assert isinstance(out, Prediction)
+    assert out.prob.shape == out.mask.shape == (200, 300)
+    assert out.prob.dtype == np.uint8 and out.mask.dtype == np.bool_
+    assert out.model_id == "adf-test"
+    assert set(out.ms) == {"pre", "infer", "post", "total"} and out.ms["total"] >= out.ms["infer"] > 0
+    assert np.array_equal(out.mask, postprocess_mask(out.prob))
+    assert 0 < out.mask.sum() < out.mask.size  # the test model gives a real, partial mask
+    # the homography is applied as NBI -> WLI: pre-warping by hand gives the same result
+    warped = cv2.warpPerspective(nbi, hm, (300, 200))
+    same = pred.predict(wli, warped)
+    assert np.array_equal(same.prob, out.prob)
+    # and the NBI matters (not silently dropped)
+    assert not np.array_equal(pred.predict(wli).prob, out.prob)
+
+
+def test_wli_only_and_batch(pred: Predictor) -> None:
+    wli, nbi = _images()
+    alone = pred.predict(wli)
+    assert alone.prob.shape == (200, 300)
+    singles = [pred.predict(wli), pred.predict(wli[:150, :170].copy(), nbi)]
+    batch = pred.predict_batch([(wli,), (wli[:150, :170].copy(), nbi, None)], batch_size=2)
+    assert len(batch) == 2
+    for a, b in zip(singles, batch, strict=True):
+        assert a.prob.shape == b.prob.shape
+        assert np.abs(a.prob.astype(int) - b.prob.astype(int)).max() <= 1
+
+
+def test_bad_input_refused(pred: Predictor) -> None:
+    with pytest.raises(ValueError, match="wli must be an RGB uint8"):
+        pred.predict(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="homography must be 3x3"):
+        pred.predict(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10, 3), np.uint8), np.eye(2))
+
+
+def test_cuda_runtime_failure_falls_back_once(model_path: Path) -> None:
+    class Flaky(Predictor):
+        calls = 0
+
+        def _to_tensor(self, arrs):  # keep tensors on the CPU: this machine may have no GPU
+            return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
+
+        def _forward(self, wli_t, nbi_t, present):
+            Flaky.calls += 1
+            if self.device == "cuda":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+            return super()._forward(wli_t, nbi_t, present)
+
+    base = Predictor.load(model_path, device="cpu")
+    p = Flaky(base.net, base.card, "cpu", "CUDA: fake")
+    p.device = "cuda"  # pretend the model lives on a GPU that fails at run time
+    wli, _ = _images()
+    with pytest.warns(RuntimeWarning, match="continuing on the CPU"):
+        out = p.predict(wli)
+    assert out.prob.shape == (200, 300)
+    assert p.device == "cpu"
+    assert p.device_reason == "CPU — CUDA failed at run time: CUDA out of memory. Tried to allocate 2 GiB"
+    assert Flaky.calls == 2
