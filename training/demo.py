@@ -1,0 +1,79 @@
+"""The demo workspace: built on first run from the pairs bundled in resources/demo/.
+
+Why a separate module: ``make run`` must open the app on something useful on a fresh machine
+without any data, and the self-test needs the same thing in a temporary folder.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from training.paths import resource_path
+from training.store import Workspace, WorkspaceError, is_workspace
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "adf-tiny.json"
+
+
+def _register_bundled_model(ws: Workspace) -> None:
+    """Register resources/models/adf-tiny.json as active when it exists (it may not, yet)."""
+    card = resource_path("models", BUNDLED_MODEL)
+    if not card.is_file() or not card.with_suffix(".safetensors").is_file():
+        log.info("no bundled model at %s; demo workspace has no model", card)
+        return
+    if ws.active_model_path() is not None:
+        return
+    try:
+        ws.register_model(card, activate=True)
+    except (WorkspaceError, KeyError) as exc:
+        log.warning("could not register the bundled model %s: %s", card, exc)
+
+
+def build_demo_workspace(dest: os.PathLike | str, source: os.PathLike | str | None = None) -> Path:
+    """Import the bundled demo pairs into a workspace at ``dest`` and return ``dest``.
+
+    Idempotent: an existing workspace at ``dest`` is returned as it is (the bundled model is
+    registered if it appeared since). A fresh one is built in a temporary sibling folder and
+    renamed into place, so an interrupted first run never leaves a half-built demo behind. NBI is
+    marked synthetic; the demo masks become revisions with source "import".
+    """
+    dest = Path(dest).expanduser()
+    if is_workspace(dest):
+        with Workspace.open(dest) as ws:
+            if not ws.readonly:
+                _register_bundled_model(ws)
+        return dest
+    if dest.exists():
+        if not dest.is_dir() or any(dest.iterdir()):
+            raise WorkspaceError(f"{dest} exists and is not an ADF Viewer workspace; not building the demo there")
+        dest.rmdir()
+    src = Path(source) if source is not None else resource_path("demo")
+    if not src.is_dir():
+        raise WorkspaceError(f"demo data not found at {src}")
+    from training.importer import import_sources
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.building-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        with Workspace.open(tmp, create=True) as ws:
+            summary = import_sources(ws, [src], nbi_synthetic=True)
+            if summary["skipped"]:
+                log.warning("demo import skipped %d file(s): %s", len(summary["skipped"]), summary["skipped"][:3])
+            if summary["imported"] == 0:
+                raise WorkspaceError(f"no demo pairs could be imported from {src}")
+            ws.log_event("demo_built", None, {"source": str(src), "imported": summary["imported"]})
+            _register_bundled_model(ws)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if is_workspace(dest):  # another process built it meanwhile: use theirs
+                return dest
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
