@@ -20,10 +20,15 @@ from model.predictor import Prediction, Predictor, choose_device
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     cfg = get_preset("tiny")
-    net = ADFNet(cfg)
-    # a strongly positive output bias so the random net produces a non-empty mask
+    net = ADFNet(cfg).eval()
+    # centre the random net's logits on the test pair so its mask is partial, not empty/full
+    wli, nbi = _images()
+    p = Predictor(net, {"id": "probe"})
+    a, b = p._preprocess(wli, cv2.resize(nbi, (300, 200)), None)
+    with torch.inference_mode():
+        logits = p.net(p._to_tensor([a]), p._to_tensor([b])).logits
     with torch.no_grad():
-        net.dec_pred.bias.fill_(0.3)
+        net.dec_pred.bias -= logits.median()
     return save_model(net, cfg, tmp_path_factory.mktemp("m") / "adf-test", {"id": "adf-test"})
 
 
