@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-PredictorFactory = Callable[[Path, str], Any]
+PredictorFactory = Callable[[Path | None, str], Any]
 
 
 @dataclass
@@ -159,9 +159,10 @@ class InferenceWorker(QThread):
 
     def _ensure_predictor(self) -> Any:
         if self._predictor is None:
-            if self.model_path is None:
-                raise RuntimeError("No model is active in this workspace (Model ▸ choose one).")
-            self._predictor = self.predictor_factory(Path(self.model_path), self.device)
+            if self.model_path is None and self.predictor_factory is default_predictor_factory:
+                raise RuntimeError("No model is active in this workspace (Model ▸ Model versions).")
+            path = Path(self.model_path) if self.model_path is not None else None
+            self._predictor = self.predictor_factory(path, self.device)
             self.deviceReady.emit(str(getattr(self._predictor, "device_reason", "")),
                                   str(getattr(self._predictor, "model_id", "")))
         return self._predictor

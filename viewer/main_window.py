@@ -15,17 +15,52 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoGroup, QUndoStack
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QComboBox, QDockWidget, QFileDialog,
-                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
-                               QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSlider, QSpinBox,
-                               QTableView, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from training import recovery
 from viewer import mask_ops
 from viewer.inference import InferenceWorker, PredictionResult, PredictorFactory
-from viewer.pair_view import LAYOUTS, NBI, WLI, PairView
-from viewer.tools import (BRUSH, ERASER, LASSO, LASSO_ERASE, NAVIGATE, POLYGON, POLYGON_ERASE, PUSH_PULL, TOOL_LABELS,
-                          CaseSession, EditController)
+from viewer.pair_view import LAYOUTS, PairView
+from viewer.tools import (
+    BRUSH,
+    ERASER,
+    LASSO,
+    LASSO_ERASE,
+    NAVIGATE,
+    POLYGON,
+    POLYGON_ERASE,
+    PUSH_PULL,
+    TOOL_LABELS,
+    CaseSession,
+    EditController,
+)
 from viewer.worklist import STATUS_LABELS, WorklistFilter, WorklistModel
 
 APP_NAME = "ADF Viewer"

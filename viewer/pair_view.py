@@ -12,10 +12,29 @@ from typing import Protocol
 import numpy as np
 import qimage2ndarray
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import (QBrush, QColor, QKeyEvent, QMouseEvent, QPainter, QPen, QPixmap, QTransform,
-                           QWheelEvent)
-from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsLineItem, QGraphicsPixmapItem,
-                               QGraphicsScene, QGraphicsView, QLabel, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QPixmap,
+    QTransform,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsEllipseItem,
+    QGraphicsLineItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLabel,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.overlay import OverlayBuffer, OverlayItem
 

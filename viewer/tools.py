@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QUndoCommand, QUndoStack, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QKeyEvent,
+    QMouseEvent,
+    QPainterPath,
+    QPen,
+    QUndoCommand,
+    QUndoStack,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QGraphicsPathItem
 
 from viewer import mask_ops

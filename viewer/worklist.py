@@ -4,11 +4,10 @@ Rows come from one store query (no per-row disk reads), so 10,000 cases open at 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel,
-                            Qt)
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
 STATUS_COLORS = {
@@ -115,12 +114,20 @@ class WorklistFilter(QSortFilterProxyModel):
         self.setDynamicSortFilter(True)
 
     def set_statuses(self, statuses: Iterable[str]) -> None:
-        self._statuses = set(statuses)
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_statuses", set(statuses)))
 
     def set_text(self, text: str) -> None:
-        self._text = text.strip().lower()
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
+
+    def _refilter(self, change: Callable[[], None]) -> None:
+        """Apply a filter change (Qt >= 6.9 wants begin/endFilterChange around it)."""
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange()
+        else:  # pragma: no cover - older Qt
+            change()
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
         model = self.sourceModel()
@@ -128,6 +135,4 @@ class WorklistFilter(QSortFilterProxyModel):
         case = model.case_at(source_row)
         if self._statuses and case.status not in self._statuses:
             return False
-        if self._text and self._text not in case.id.lower() and self._text not in (case.patient_id or "").lower():
-            return False
-        return True
+        return not self._text or self._text in case.id.lower() or self._text in (case.patient_id or "").lower()
