@@ -377,5 +377,11 @@ def test_two_connections_serialise_writes(tmp_path: Path) -> None:
         revs.append((a if i % 2 else b).add_revision(cid, m, "human", f"u{i}").rev)
     assert revs == [1, 2, 3, 4]
     assert [r.author for r in b.history(cid)] == ["u0", "u1", "u2", "u3"]
+    # each connection's cached Case objects follow the other's writes
+    assert b.case(cid).status == a.case(cid).status == "corrected"
+    a.set_status(cid, "approved")
+    assert b.cases()[0].status == "approved" and b.case(cid).latest_rev == 4
+    with pytest.raises(ValueError):
+        b.case(cid).homography[0, 0] = 2.0  # shared, so read-only
     a.close()
     b.close()

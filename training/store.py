@@ -253,9 +253,10 @@ def _h_to_json(hm: np.ndarray) -> str:
 
 
 def _h_from_json(text: str | None) -> np.ndarray:
-    if not text:
-        return np.eye(3, dtype=np.float64)
-    return np.asarray(json.loads(text), dtype=np.float64).reshape(3, 3)
+    """The stored homography, read-only: Case objects are cached and shared between calls."""
+    arr = np.array(json.loads(text), dtype=np.float64).reshape(3, 3) if text else np.eye(3, dtype=np.float64)
+    arr.flags.writeable = False
+    return arr
 
 
 def _as_mask(arr: np.ndarray) -> np.ndarray:
@@ -320,6 +321,7 @@ class Workspace:
         self._db = db
         self._lock = threading.RLock()
         self._closed = False
+        self._case_cache: dict[str, tuple[tuple, Case]] = {}
 
     # ---------------------------------------------------------------- open / close
     @classmethod
@@ -602,6 +604,30 @@ class Workspace:
             created_at=r["created_at"],
         )
 
+    def _query_cases(self, sql: str, params: Iterable = ()) -> list[Case]:
+        """Run a ``SELECT * FROM cases`` query; unchanged rows reuse their cached Case (a 10,000-case
+        worklist refresh then costs little more than the query itself)."""
+        with self._lock:
+            if self._closed:
+                raise WorkspaceError("workspace is closed")
+            try:
+                cur = self._db.execute(sql, tuple(params))
+                cols = [c[0] for c in cur.description]
+                rows = cur.fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._translate(exc) from None
+            cache = self._case_cache
+            out = []
+            for row in rows:
+                hit = cache.get(row[0])
+                if hit is not None and hit[0] == row:
+                    out.append(hit[1])
+                    continue
+                case = self._case_from_row(dict(zip(cols, row, strict=True)))
+                cache[row[0]] = (row, case)
+                out.append(case)
+            return out
+
     def cases(self, status: str | Iterable[str] | None = None, patient_id: str | None = None) -> list[Case]:
         """All cases (optionally with a status or one of several), ordered by id; one query, no file I/O."""
         sql, params = "SELECT * FROM cases", []
@@ -619,7 +645,7 @@ class Workspace:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id COLLATE NOCASE"
-        return [self._case_from_row(r) for r in self._read(sql, params)]
+        return self._query_cases(sql, params)
 
     def case_count(self, status: str | Iterable[str] | None = None) -> int:
         if status is None:
@@ -637,10 +663,10 @@ class Workspace:
 
     def case(self, case_id: str) -> Case:
         """The case with this id; KeyError when there is none."""
-        rows = self._read("SELECT * FROM cases WHERE id = ?", (case_id,))
+        rows = self._query_cases("SELECT * FROM cases WHERE id = ?", (case_id,))
         if not rows:
             raise KeyError(f"no case {case_id!r} in {self.root}")
-        return self._case_from_row(rows[0])
+        return rows[0]
 
     def has_case(self, case_id: str) -> bool:
         return bool(self._read("SELECT 1 AS x FROM cases WHERE id = ?", (case_id,)))
