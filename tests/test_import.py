@@ -256,3 +256,47 @@ def test_main_in_process(tmp_path: Path, fixture_pair_dir: Path, capsys: pytest.
     with Workspace.open(tmp_path / "w") as ws:
         assert {c.reg_quality for c in ws.cases()} == {"unregistered"}
         assert {c.patient_id for c in ws.cases()} == {"X1"}
+
+
+def test_rule_coco_masks(workspace: Workspace, tmp_path: Path) -> None:
+    from training.annotations import mask_to_coco_annotations
+
+    src = tmp_path / "coco"
+    _copy("vf_0041.png", src / "images" / "a_wli.png")
+    _copy("vf_0041.png", src / "images" / "a_nbi.png")
+    _copy("kv_cju0qkwl.jpg", src / "images" / "b.jpg")
+    _copy("vf_0070.png", src / "images" / "c.png")       # listed with no annotation: a negative
+    ma = read_mask(TEST_DATA / "vf_0041_mask.png")
+    mb = read_mask(TEST_DATA / "kv_cju0qkwl_mask.png")
+    images = [{"id": 1, "file_name": "images/a_wli.png", "height": 128, "width": 128},
+              {"id": 2, "file_name": "b.jpg", "height": 96, "width": 96},  # bare name, as COCO often has
+              {"id": 3, "file_name": "images/c.png", "height": 128, "width": 128}]
+    anns = mask_to_coco_annotations(ma, 1, 1) + mask_to_coco_annotations(mb, 2, 100, as_polygons=True)
+    doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "tumor"}]}
+    (src / "annotations.json").write_text(json.dumps(doc))
+    s = import_sources(workspace, [src], register=False)
+    assert s["imported"] == 3 and s["skipped"] == []
+    assert np.array_equal(workspace.latest_mask("a"), ma)
+    assert workspace.case("a").nbi_path is not None
+    assert (workspace.latest_mask("b") & mb).sum() / mb.sum() > 0.95
+    assert workspace.latest_mask("c") is not None and not workspace.latest_mask("c").any()
+    assert "annotations.json" in workspace.history("a")[0].note
+
+
+def test_labelme_size_mismatch_is_skipped(workspace: Workspace, tmp_path: Path) -> None:
+    src = tmp_path / "lm2"
+    _copy("vf_0041.png", src / "x.png")
+    doc = {"shapes": [{"label": "t", "points": [[1, 1], [5, 1], [5, 5]], "shape_type": "polygon"}],
+           "imageWidth": 64, "imageHeight": 64}
+    (src / "x.json").write_text(json.dumps(doc))
+    s = import_sources(workspace, [src])
+    assert s["imported"] == 0 and "64x64" in s["skipped"][0]["reason"]
+
+
+def test_missing_command_module_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from training import __main__ as cli
+
+    monkeypatch.setitem(cli.COMMANDS, "ghost", ("training.no_such_module", "not written yet"))
+    assert cli.main(["ghost"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not available" in err and "Traceback" not in err

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to ``<module>.main(argv)``; returns its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(_usage())
+        print(_usage(), file=sys.stdout if args else sys.stderr)
         return 0 if args else 2
     cmd, rest = args[0], args[1:]
     if cmd not in COMMANDS:

@@ -62,6 +62,7 @@ class PairSpec:
     label: Path | None = None
     patient_id: str | None = None
     name: str | None = None          # stem the case id is derived from
+    mask: np.ndarray | None = None   # an in-memory mask (from a COCO file); ``label`` names its source
 
 
 # -------------------------------------------------------------------------------- discovery
@@ -239,7 +240,26 @@ def _scan_folder(src: Path) -> tuple[list[PairSpec], list[dict]]:
         files = [d / f for f in sorted(filenames)]
         if files:
             _scan_files(d, files, idx, top, None, specs, skipped)
+    _apply_coco(src, specs, skipped)
     return specs, skipped
+
+
+def _apply_coco(src: Path, specs: list[PairSpec], skipped: list[dict]) -> None:
+    """Give cases without a mask file their mask from any COCO file in the tree."""
+    coco = _CocoMasks()
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        dirnames[:] = [n for n in dirnames if not n.startswith(".")]
+        for f in filenames:
+            if f.lower().endswith(".json") and not f.startswith("."):
+                coco.add_file(Path(dirpath) / f)
+    skipped += coco.errors
+    if not coco.by_path:
+        return
+    for spec in specs:
+        if spec.label is None:
+            hit = coco.find(spec.wli)
+            if hit is not None:
+                spec.mask, spec.label = hit
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -310,44 +330,60 @@ def discover(src: os.PathLike | str) -> tuple[list[PairSpec], list[dict]]:
 
 # ---------------------------------------------------------------------------------- masks
 def rasterise_labelme(path: os.PathLike | str, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A labelme JSON as a bool mask: every polygon / rectangle / circle is tumour.
+    """A labelme JSON as a bool mask (union of its polygon / rectangle / circle / mask shapes).
 
-    ``size`` = (width, height) when the JSON does not give ``imageWidth``/``imageHeight``.
-    Raises ImageReadError when the file is not a labelme annotation.
+    ``size`` = (width, height) of the image: used when the JSON lacks ``imageWidth`` /
+    ``imageHeight`` and checked against them otherwise. Raises ImageReadError with the reason.
     """
-    import cv2
+    from training.annotations import AnnotationError, mask_from_labelme
 
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ImageReadError(path, f"labelme JSON unreadable ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
-        raise ImageReadError(path, "JSON is not a labelme annotation (no 'shapes')")
-    w, h = data.get("imageWidth"), data.get("imageHeight")
-    if not (isinstance(w, int) and isinstance(h, int)):
-        if size is None:
-            raise ImageReadError(path, "labelme JSON without imageWidth/imageHeight")
-        w, h = size
-    if w <= 0 or h <= 0 or w * h > 50_000_000:
-        raise ImageReadError(path, f"labelme image size {w}x{h} invalid")
-    mask = np.zeros((h, w), np.uint8)
-    for shape in data["shapes"]:
-        if not isinstance(shape, dict):
-            continue
+        return mask_from_labelme(path, shape=None if size is None else (size[1], size[0]))
+    except AnnotationError as exc:
+        reason = str(exc)
+        prefix = f"{path}: "
+        raise ImageReadError(path, reason[len(prefix):] if reason.startswith(prefix) else reason) from None
+
+
+class _CocoMasks:
+    """Masks of the COCO files in a source tree, looked up by image path (or unique file name)."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[Path, tuple[np.ndarray, Path]] = {}
+        self.by_name: dict[str, tuple[np.ndarray, Path] | None] = {}
+        self.errors: list[dict] = []
+
+    def add_file(self, path: Path) -> None:
+        from training.annotations import AnnotationError, masks_from_coco
+
         try:
-            pts = np.asarray(shape.get("points", []), dtype=np.float64).reshape(-1, 2)
-        except (ValueError, TypeError):
-            raise ImageReadError(path, "labelme shape with malformed points") from None
-        kind = shape.get("shape_type") or "polygon"
-        if kind == "polygon" and len(pts) >= 3:
-            cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
-        elif kind == "rectangle" and len(pts) == 2:
-            (x0, y0), (x1, y1) = np.round(pts).astype(int)
-            cv2.rectangle(mask, (min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1)), 255, -1)
-        elif kind == "circle" and len(pts) == 2:
-            r = int(round(float(np.linalg.norm(pts[1] - pts[0]))))
-            cv2.circle(mask, tuple(int(v) for v in np.round(pts[0])), r, 255, -1)
-    return mask > 0
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+            if b'"images"' not in head and b'"annotations"' not in head:
+                return
+            masks = masks_from_coco(path)
+        except OSError:
+            return
+        except AnnotationError as exc:
+            if b'"images"' in head:
+                self.errors.append({"path": str(path), "reason": f"COCO file unusable: {exc}"})
+            return
+        for file_name, mask in masks.items():
+            entry = (mask, path)
+            self.by_path[_resolved(path.parent / file_name)] = entry
+            base = Path(file_name).name.lower()
+            self.by_name[base] = None if base in self.by_name else entry
+
+    def find(self, image: Path) -> tuple[np.ndarray, Path] | None:
+        hit = self.by_path.get(_resolved(image))
+        return hit if hit is not None else self.by_name.get(image.name.lower())
+
+
+def _resolved(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
 
 
 def _wli_size(path: Path) -> tuple[int, int] | None:
@@ -402,8 +438,8 @@ def import_sources(ws: Workspace, sources: Iterable[os.PathLike | str], patient_
 
 def _import_one(ws: Workspace, spec: PairSpec, patient_id: str | None, register: bool,
                 label_value: int | None, nbi_synthetic: bool) -> tuple[str | None, str | None]:
-    mask = None
-    if spec.label is not None and spec.label.suffix.lower() == ".json":
+    mask = spec.mask
+    if mask is None and spec.label is not None and spec.label.suffix.lower() == ".json":
         try:
             mask = rasterise_labelme(spec.label, _wli_size(spec.wli))
         except ImageReadError as exc:
