@@ -327,6 +327,14 @@ def test_corrupt_and_missing_workspaces(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(WorkspaceError, match="not an ADF Viewer workspace"):
         Workspace.open(other)
+    full = tmp_path / "photos"
+    full.mkdir()
+    (full / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(WorkspaceError, match="not empty"):
+        Workspace.open(full, create=True)
+    assert sorted(p.name for p in full.iterdir()) == ["holiday.jpg"]
+    with Workspace.open(tmp_path / "empty", create=True) as ws:  # an empty folder is fine
+        assert ws.integrity_check() == "ok"
     (tmp_path / "afile").write_text("x")
     with pytest.raises(WorkspaceError, match="not a workspace folder"):
         Workspace.open(tmp_path / "afile", create=True)

@@ -342,6 +342,10 @@ class Workspace:
                 raise WorkspaceError(f"no workspace at {root}")
             if readonly:
                 raise WorkspaceError(f"cannot create a workspace read-only at {root}")
+            if root.is_dir() and any(not e.name.startswith(".") for e in os.scandir(root)):
+                # never scatter workspace folders into someone's photo or home folder
+                raise WorkspaceError(f"{root} is not empty and not an ADF Viewer workspace; "
+                                     "choose an empty or new folder")
             try:
                 root.mkdir(parents=True, exist_ok=True)
                 for sub in ("images", "masks", "predictions", "models"):
