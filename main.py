@@ -27,7 +27,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:2] == ["-m", "training"]:
+        # The frozen app has no separate Python: "ADF-Viewer -m training train ..." runs the CLI
+        # (the Train dialog uses this form from source and when frozen alike).
+        from training.__main__ import main as training_main
+
+        return training_main(raw[2:])
+    args = parse_args(raw)
     os.environ.setdefault("QT_DRIVER", "PySide6")
     from viewer import app
 

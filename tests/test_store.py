@@ -393,3 +393,20 @@ def test_two_connections_serialise_writes(tmp_path: Path) -> None:
         b.case(cid).homography[0, 0] = 2.0  # shared, so read-only
     a.close()
     b.close()
+
+
+def test_registered_model_loads_when_its_id_differs_from_its_file_name(workspace: Workspace, tmp_path: Path) -> None:
+    """The copy in models/ is named after the id; its card must point at that copy."""
+    import torch
+
+    from model.adf import ADFNet
+    from model.card import load_model, save_model
+    from model.config import get_preset
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "src" / "weights-file-stem", {"id": "fine-tuned-7"})
+    mid = workspace.register_model(card, activate=True)
+    assert mid == "fine-tuned-7"
+    net, loaded = load_model(workspace.active_model_path())
+    assert loaded["id"] == "fine-tuned-7" and loaded["weights"] == "fine-tuned-7.safetensors"

@@ -1077,7 +1077,10 @@ class Workspace:
                     with open(tmp, "rb+") as fh:
                         os.fsync(fh.fileno())
                     os.replace(tmp, dest / f"{model_id}.safetensors")
-                    write_bytes_atomic(dest / f"{model_id}.json", card_bytes)
+                    # The copy is named after the id, so the card must name that file (model.card
+                    # loads the weights the card names, beside the card).
+                    card = {**card, "weights": f"{model_id}.safetensors"}
+                    write_bytes_atomic(dest / f"{model_id}.json", json.dumps(card, indent=2).encode("utf-8"))
                     fsync_dir(dest)
                 except OSError as exc:
                     with contextlib.suppress(OSError, UnboundLocalError):

@@ -126,7 +126,7 @@ def self_test(args: Any, t_start: float) -> int:
 
 def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
     app = make_app()
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop
 
     from training.demo import build_demo_workspace
     from viewer.main_window import MainWindow
@@ -139,11 +139,26 @@ def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
     loop = QEventLoop()
     state: dict[str, Any] = {}
     win.predictionShown.connect(lambda cid: (state.setdefault("case", cid), loop.quit()))
+    win.predictionFailed.connect(lambda _cid, msg: (state.setdefault("error", msg), loop.quit()))
+    try:
+        _wait_for_first_overlay(win, ws_path, loop, state, args)
+    finally:
+        ms_overlay = (time.perf_counter() - t_start) * 1000.0
+        device = win.device_label.text()
+        overlay = win.pair.overlay
+        painted = int((overlay.bgra[..., 3] > 0).sum()) if overlay is not None else 0
+        image = win.grab().toImage()
+        win.close()
+        app.processEvents()
+    return {"ok": image.width() > 0, "device": device, "ms_window": round(ms_window, 1),
+            "ms_first_overlay": round(ms_overlay, 1), "case": state["case"], "overlay_pixels": painted}
+
+
+def _wait_for_first_overlay(win: Any, ws_path: Path, loop: Any, state: dict[str, Any], args: Any) -> None:
+    from PySide6.QtCore import QTimer
 
     if not win.open_workspace(ws_path):
         raise RuntimeError("the demo workspace did not open")
-    assert win.worker is not None
-    win.worker.failed.connect(lambda _r, _c, msg: (state.setdefault("error", msg), loop.quit()))
     QTimer.singleShot(int(getattr(args, "self_test_timeout", 180) * 1000), loop.quit)
     if "case" not in state:
         loop.exec()
@@ -151,12 +166,4 @@ def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
         raise RuntimeError(state["error"])
     if "case" not in state:
         raise RuntimeError("no prediction reached the overlay in time")
-    ms_overlay = (time.perf_counter() - t_start) * 1000.0
-    overlay = win.pair.overlay
-    painted = int((overlay.bgra[..., 3] > 0).sum()) if overlay is not None else 0
-    image = win.grab().toImage()
-    device = win.device_label.text()
-    win.close()
-    app.processEvents()
-    return {"ok": image.width() > 0, "device": device, "ms_window": round(ms_window, 1),
-            "ms_first_overlay": round(ms_overlay, 1), "case": state["case"], "overlay_pixels": painted}
+

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
     caseOpened = Signal(str)
     predictionShown = Signal(str)     # case id, after a (non-superseded) prediction reached the overlay
     saved = Signal(str, int)          # case id, revision number
+    predictionFailed = Signal(str, str)  # case id, message
 
     def __init__(self, settings: QSettings, device: str = "auto",
                  predictor_factory: PredictorFactory | None = None, author: str | None = None,
@@ -666,6 +667,7 @@ class MainWindow(QMainWindow):
             return
         self.pair.show_error(message)
         self.statusBar().showMessage(message, 10000)
+        self.predictionFailed.emit(case_id, message)
 
     def _on_device_ready(self, reason: str, model_id: str) -> None:
         self.device_label.setText(reason)
@@ -943,17 +945,56 @@ class MainWindow(QMainWindow):
         self.reload_worklist()
 
     def export_dialog(self) -> None:
-        self.statusBar().showMessage("Export: use `python -m training export` (dialog not built yet)", 6000)
+        from viewer.export_dialog import ExportDialog
 
-    def train_dialog(self) -> None:
-        self.statusBar().showMessage("Training: use `python -m training train` (dialog not built yet)", 6000)
-
-    def models_dialog(self) -> None:
         if self.ws is None:
             return
-        models = self.ws.models()
-        lines = [f"{'● ' if m.get('active') else '  '}{m.get('id')}" for m in models] or ["(none)"]
-        QMessageBox.information(self, "Model versions", "\n".join(lines))
+        self.save_current("before export")
+        ExportDialog(self.ws.root, self).exec()
+
+    def train_dialog(self) -> None:
+        from viewer.train_dialog import TrainDialog
+
+        if self.ws is None:
+            return
+        self.save_current("before training")
+        dlg = TrainDialog(self.ws.root, self.ws.models(), self)
+        dlg.finishedWith.connect(self._on_training_finished)
+        dlg.exec()
+
+    def _on_training_finished(self, result: dict | None) -> None:
+        """A new model version was registered and activated by the trainer: predict with it."""
+        if result and result.get("registered") and self.ws is not None:
+            self.activate_model(str(result["registered"]))
+
+    def models_dialog(self) -> None:
+        from viewer.models_dialog import ModelsDialog
+
+        if self.ws is None:
+            return
+        dlg = ModelsDialog(self.ws.models(), self)
+        dlg.activated.connect(self.activate_model)
+        dlg.exec()
+
+    def activate_model(self, model_id: str) -> None:
+        """Make a model version active; predictions follow lazily, human revisions stay as they are."""
+        assert self.ws is not None
+        self.ws.set_active_model(model_id)
+        path = self.ws.active_model_path()
+        if self.worker is not None:
+            self.worker.set_model(path)
+        self.model_status_label.setText(f"Model: {model_id}")
+        self.model_label.setText(f"Active model: {model_id}")
+        for s in self.sessions.values():
+            s.prob = None
+            if s.mask_source == "model" and not s.dirty and s.undo.count() == 0:
+                s.mask[...] = 0
+                s.mask_source = "empty"
+        if self.current_case_id is not None and self.pair.overlay is not None:
+            s = self.current_session()
+            self.pair.overlay.set_data(s.mask, None)
+            self.request_prediction()
+        self.statusBar().showMessage(f"Model {model_id} is now active", 6000)
 
     def _error_dialog(self, title: str, text: str) -> None:
         if QApplication.platformName() == "offscreen":

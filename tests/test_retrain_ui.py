@@ -1,0 +1,141 @@
+"""GUI tests of issue 7's app side: Train dialog (real subprocess), cancel, model versions, Export dialog."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.viewer_fixtures import FakePredictor, make_window
+
+FAST = ["--size", "64", "--val-size", "64", "--steps-per-epoch", "2", "--batch-size", "2", "--threads", "1"]
+
+
+@pytest.fixture
+def trainable_workspace(filled_workspace, tmp_path):
+    """The 3 fixture cases (status corrected, imported masks) plus a random-init active base model."""
+    import torch
+
+    from model.adf import ADFNet
+    from model.card import save_model
+    from model.config import get_preset
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "base" / "adf-base", {"id": "adf-base"})
+    filled_workspace.register_model(card, activate=True)
+    return filled_workspace
+
+
+def test_train_dialog_one_epoch_makes_and_activates_a_new_model(qtbot, trainable_workspace) -> None:
+    from viewer.train_dialog import TrainDialog
+
+    ws = trainable_workspace
+    dlg = TrainDialog(ws.root, ws.models(), extra_args=FAST)
+    qtbot.addWidget(dlg)
+    dlg.epochs.setValue(1)
+    assert "adf-base" in dlg.base.currentText()
+    with qtbot.waitSignal(dlg.finishedWith, timeout=240000) as blocker:
+        dlg.start_btn.click()
+    result = blocker.args[0]
+    assert result is not None, dlg.log.toPlainText()
+    new_id = result["registered"]
+    models = {m["id"]: m for m in ws.models()}
+    assert new_id in models and models[new_id]["active"] and not models["adf-base"]["active"]
+    card = models[new_id]["card"]
+    assert card.get("parent") and "adf-base" in json.dumps(card["parent"])
+    assert dlg.plot.loss, "the live plot received the epoch's loss"
+    # The new model loads and predicts (the card and weights in the workspace are complete).
+    from model.predictor import Predictor
+
+    pred = Predictor.load(ws.active_model_path(), device="cpu")
+    out = pred.predict(ws.load_wli(ws.cases()[0].id))
+    assert out.mask.shape == (ws.cases()[0].height, ws.cases()[0].width)
+
+
+def test_cancelling_training_leaves_no_half_model(qtbot, trainable_workspace) -> None:
+    from viewer.train_dialog import TrainDialog
+
+    ws = trainable_workspace
+    before = {m["id"] for m in ws.models()}
+    dlg = TrainDialog(ws.root, ws.models(), extra_args=FAST)
+    qtbot.addWidget(dlg)
+    dlg.epochs.setValue(50)
+    dlg.start_btn.click()
+    qtbot.waitUntil(lambda: "Training on" in dlg.log.toPlainText() or dlg.process.state() == 0, timeout=120000)
+    with qtbot.waitSignal(dlg.finishedWith, timeout=30000) as blocker:
+        dlg.cancel_btn.click()
+    assert blocker.args[0] is None
+    assert {m["id"] for m in ws.models()} == before
+    assert [m["id"] for m in ws.models() if m["active"]] == ["adf-base"]
+    assert dlg.out_dir is not None and not dlg.out_dir.exists()
+    assert not list((ws.root / "models").glob("adf-ft-*"))
+
+
+def test_models_dialog_activates_and_rolls_back_without_touching_revisions(qtbot, trainable_workspace, tmp_path) -> None:
+    import torch
+
+    from model.adf import ADFNet
+    from model.card import save_model
+    from model.config import get_preset
+    from viewer.models_dialog import ModelsDialog
+
+    ws = trainable_workspace
+    torch.manual_seed(1)
+    cfg = get_preset("tiny")
+    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "v2" / "adf-v2", {"id": "adf-v2", "parent": "adf-base",
+                                                                             "metrics": {"val_dice": 0.5}})
+    ws.register_model(card, activate=True)
+    revs_before = {c.id: [r.sha256 for r in ws.history(c.id)] for c in ws.cases()}
+    win = make_window(qtbot, tmp_path, FakePredictor())
+    assert win.open_workspace(ws.root)
+    dlg = ModelsDialog(win.ws.models(), win)
+    qtbot.addWidget(dlg)
+    assert dlg.table.rowCount() == 2 and dlg.table.item(1, 3).text() == "0.500"
+    dlg.activated.connect(win.activate_model)
+    dlg.roll_back()
+    assert [m["id"] for m in ws.models() if m["active"]] == ["adf-base"]
+    assert "adf-base" in win.model_status_label.text()
+    assert {c.id: [r.sha256 for r in ws.history(c.id)] for c in ws.cases()} == revs_before
+
+
+def test_export_dialog_writes_the_dataset_off_the_ui_thread(qtbot, filled_workspace, tmp_path) -> None:
+    from viewer.export_dialog import ExportDialog
+
+    dlg = ExportDialog(filled_workspace.root)
+    qtbot.addWidget(dlg)
+    out = tmp_path / "export"
+    dlg.out_edit.setText(str(out))
+    dlg.format.setCurrentIndex(dlg.format.findData("nnunet"))
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: dlg.summary is not None or "not written" in dlg.result_label.text(), timeout=60000)
+    assert dlg.summary is not None, dlg.result_label.text()
+    assert dlg.summary["cases"] == 3
+    dataset = next(out.glob("Dataset*"))
+    meta = json.loads((dataset / "dataset.json").read_text())
+    assert meta["labels"] == {"background": 0, "tumor": 1}
+    import cv2
+
+    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in (dataset / "labelsTr").glob("*.png")]
+    assert labels and set(np.unique(np.concatenate([x.ravel() for x in labels]))) <= {0, 1}
+    # Zero cases: the dialog says so and writes nothing.
+    dlg2 = ExportDialog(filled_workspace.root)
+    qtbot.addWidget(dlg2)
+    for cb in dlg2.statuses.values():
+        cb.setChecked(False)
+    dlg2.statuses["predicted"].setChecked(True)
+    dlg2.out_edit.setText(str(tmp_path / "empty-export"))
+    dlg2.export_btn.click()
+    qtbot.waitUntil(lambda: "not written" in dlg2.result_label.text(), timeout=60000)
+    assert not (tmp_path / "empty-export").exists()
+
+
+def test_main_py_runs_the_training_cli_like_python_dash_m(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "main.py"), "-m", "training", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "train" in proc.stdout and "export" in proc.stdout

@@ -1,0 +1,244 @@
+"""Retraining from the app: runs ``python -m training train`` as a subprocess with live progress.
+
+The subprocess (not a thread) keeps torch's training off the UI process entirely, and a cancel
+is a kill: the model is only written and registered by the trainer's very last step, so a
+cancelled run leaves no model behind; its run folder is removed.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QPointF, QProcess, QProcessEnvironment, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def training_command(args: list[str]) -> tuple[str, list[str]]:
+    """Program + arguments that run ``python -m training ARGS`` from source or from the frozen app.
+
+    From source ``sys.executable`` is Python; frozen it is the app itself, whose main.py
+    understands the same ``-m training`` form.
+    """
+    return sys.executable, ["-m", "training", *args]
+
+
+class LossPlot(QWidget):
+    """A minimal live plot: training loss and validation Dice per epoch (no plotting library)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss: list[float] = []
+        self.dice: list[float] = []
+        self.setMinimumHeight(160)
+
+    def add(self, loss: float | None, dice: float | None) -> None:
+        if loss is not None:
+            self.loss.append(float(loss))
+        if dice is not None:
+            self.dice.append(float(dice))
+        self.update()
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(22, 24, 27))
+        r = self.rect().adjusted(36, 10, -10, -22)
+        p.setPen(QPen(QColor(90, 95, 105), 1))
+        p.drawRect(r)
+        p.setPen(QColor(200, 200, 200))
+        p.drawText(4, r.top() + 10, "1.0")
+        p.drawText(4, r.bottom(), "0")
+        p.drawText(r.left(), self.height() - 6, "epoch →")
+        for series, colour, label, scale in ((self.loss, QColor(255, 170, 60), "loss", max(self.loss or [1.0])),
+                                             (self.dice, QColor(90, 200, 255), "val Dice", 1.0)):
+            if not series:
+                continue
+            n = max(2, len(series))
+            pts = [QPointF(r.left() + i * r.width() / (n - 1), r.bottom() - (v / (scale or 1.0)) * r.height())
+                   for i, v in enumerate(series)]
+            p.setPen(QPen(colour, 2))
+            p.drawPolyline(QPolygonF(pts))
+            p.drawText(r.right() - 70, r.top() + (14 if label == "loss" else 30), label)
+        p.end()
+
+
+class TrainDialog(QDialog):
+    """Model ▸ Train a new version: base model, epochs, statuses → a new, activated model version."""
+
+    finishedWith = Signal(object)   # dict of the trainer's "done" line, or None when cancelled/failed
+
+    def __init__(self, workspace_root: Path, models: list[dict], parent: QWidget | None = None,
+                 extra_args: list[str] | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Train a new model version")
+        self.workspace_root = Path(workspace_root)
+        self.extra_args = list(extra_args or [])
+        self.process: QProcess | None = None
+        self.out_dir: Path | None = None
+        self.result: dict[str, Any] | None = None
+        self._buffer = ""
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Fine-tunes a model on this workspace's reviewed cases (a held-out part is used "
+                             "for validation). Runs on this computer; nothing is uploaded."))
+        form = QFormLayout()
+        self.base = QComboBox()
+        for m in models:
+            label = f"{m['id']}{'  (active)' if m.get('active') else ''}"
+            self.base.addItem(label, str(m["path"]))
+            if m.get("active"):
+                self.base.setCurrentIndex(self.base.count() - 1)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 500)
+        self.epochs.setValue(20)
+        self.statuses: dict[str, QCheckBox] = {}
+        row = QHBoxLayout()
+        for st in ("corrected", "approved"):
+            cb = QCheckBox(st)
+            cb.setChecked(True)
+            self.statuses[st] = cb
+            row.addWidget(cb)
+        form.addRow("Base model", self.base)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Train on cases", row)
+        lay.addLayout(form)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        lay.addWidget(self.progress)
+        self.plot = LossPlot()
+        lay.addWidget(self.plot)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        lay.addWidget(self.log, 1)
+        buttons = QHBoxLayout()
+        self.start_btn = QPushButton("Start training")
+        self.cancel_btn = QPushButton("Cancel run")
+        self.cancel_btn.setEnabled(False)
+        self.close_btn = QPushButton("Close")
+        buttons.addWidget(self.start_btn)
+        buttons.addWidget(self.cancel_btn)
+        buttons.addStretch(1)
+        buttons.addWidget(self.close_btn)
+        lay.addLayout(buttons)
+        self.start_btn.clicked.connect(self.start)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.close_btn.clicked.connect(self.reject)
+        self.resize(640, 560)
+
+    def arguments(self) -> list[str]:
+        statuses = ",".join(s for s, cb in self.statuses.items() if cb.isChecked()) or "corrected,approved"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.out_dir = self.workspace_root / "runs" / f"train-{stamp}"
+        args = ["train", "--data", str(self.workspace_root), "--statuses", statuses, "--epochs",
+                str(self.epochs.value()), "--out", str(self.out_dir), "--model-id", f"adf-ft-{stamp}",
+                "--register", "--no-tqdm"]
+        if self.base.currentData():
+            args += ["--init", str(self.base.currentData())]
+        return args + self.extra_args
+
+    def start(self) -> None:
+        """Launch the trainer; progress comes from its JSON lines on stdout."""
+        program, args = training_command(self.arguments())
+        self.process = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        self.process.setProcessEnvironment(env)
+        self.process.setWorkingDirectory(str(ROOT))
+        self.process.readyReadStandardOutput.connect(self._read_stdout)
+        self.process.readyReadStandardError.connect(self._read_stderr)
+        self.process.finished.connect(self._on_finished)
+        self.start_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        self.log.appendPlainText("Starting training…")
+        self.process.start(program, args)
+
+    def _read_stdout(self) -> None:
+        assert self.process is not None
+        self._buffer += bytes(self.process.readAllStandardOutput().data()).decode("utf-8", "replace")
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._handle_line(line.strip())
+
+    def _read_stderr(self) -> None:
+        assert self.process is not None
+        text = bytes(self.process.readAllStandardError().data()).decode("utf-8", "replace").strip()
+        if text:
+            self.log.appendPlainText(text[-2000:])
+
+    def _handle_line(self, line: str) -> None:
+        if not line.startswith("{"):
+            if line:
+                self.log.appendPlainText(line)
+            return
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            self.log.appendPlainText(line)
+            return
+        kind = ev.get("event")
+        if kind == "start":
+            self.log.appendPlainText(f"Training on {ev.get('n_train')} cases, validating on {ev.get('n_val')} "
+                                     f"({ev.get('device')}).")
+        elif kind == "epoch":
+            self.progress.setValue(int(round(100 * float(ev.get("progress", 0.0)))))
+            loss = ev.get("loss_total", ev.get("loss"))
+            self.plot.add(loss, ev.get("val_dice"))
+            dice = ev.get("val_dice")
+            self.log.appendPlainText(f"epoch {ev.get('epoch')}/{ev.get('epochs')}: loss {loss if loss is None else round(loss, 4)}"
+                                     + (f", val Dice {dice:.3f}" if isinstance(dice, (int, float)) else ""))
+        elif kind == "done":
+            self.result = ev
+            self.progress.setValue(100)
+            self.log.appendPlainText(f"New model {ev.get('model_id')} registered and activated.")
+        elif kind == "error":
+            self.log.appendPlainText(f"Error: {ev.get('message')}")
+
+    def _on_finished(self, code: int, _status: Any) -> None:
+        self._read_stdout()
+        self.start_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+        if self.result is None and self.out_dir is not None:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+            self.log.appendPlainText(f"Training ended without a model (exit code {code}).")
+        self.finishedWith.emit(self.result)
+
+    def cancel(self) -> None:
+        """Stop the run now; no model is written and the run folder is removed."""
+        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
+            self.log.appendPlainText("Cancelling…")
+            self.result = None
+            self.process.kill()
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+
+    def reject(self) -> None:
+        if self.is_running():
+            self.cancel()
+            assert self.process is not None
+            self.process.waitForFinished(10000)
+        super().reject()
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Escape and self.is_running():
+            return  # Escape must not silently kill a long run; use Cancel
+        super().keyPressEvent(event)
