@@ -131,11 +131,11 @@ def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
     from training.demo import build_demo_workspace
     from viewer.main_window import MainWindow
 
-    ws_path = build_demo_workspace(tmp / "demo-workspace")
     win = MainWindow(settings_at(tmp / "settings.ini"), device=args.device)
     win.show()
     app.processEvents()
     ms_window = (time.perf_counter() - t_start) * 1000.0
+    ws_path = build_demo_workspace(tmp / "demo-workspace")
     loop = QEventLoop()
     state: dict[str, Any] = {}
     win.predictionShown.connect(lambda cid: (state.setdefault("case", cid), loop.quit()))
