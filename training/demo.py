@@ -39,7 +39,9 @@ def build_demo_workspace(dest: os.PathLike | str, source: os.PathLike | str | No
     Idempotent: an existing workspace at ``dest`` is returned as it is (the bundled model is
     registered if it appeared since). A fresh one is built in a temporary sibling folder and
     renamed into place, so an interrupted first run never leaves a half-built demo behind. NBI is
-    marked synthetic; the demo masks become revisions with source "import".
+    marked synthetic. The public ground-truth masks beside the demo images are NOT imported: the
+    demo is there to show the model's prediction and the correction tools, and a case with an
+    imported mask would open on that mask instead of the prediction.
     """
     dest = Path(dest).expanduser()
     if is_workspace(dest):
@@ -60,7 +62,7 @@ def build_demo_workspace(dest: os.PathLike | str, source: os.PathLike | str | No
     tmp = dest.parent / f".{dest.name}.building-{os.getpid()}-{secrets.token_hex(3)}"
     try:
         with Workspace.open(tmp, create=True) as ws:
-            summary = import_sources(ws, [src], nbi_synthetic=True)
+            summary = import_sources(ws, [src], nbi_synthetic=True, masks=False)
             if summary["skipped"]:
                 log.warning("demo import skipped %d file(s): %s", len(summary["skipped"]), summary["skipped"][:3])
             if summary["imported"] == 0:

@@ -402,8 +402,11 @@ def _wli_size(path: Path) -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------------- import
 def import_sources(ws: Workspace, sources: Iterable[os.PathLike | str], patient_id: str | None = None,
                    register: bool = True, progress: Callable[[int, int], None] | None = None,
-                   label_value: int | None = None, nbi_synthetic: bool = False) -> dict:
+                   label_value: int | None = None, nbi_synthetic: bool = False, masks: bool = True) -> dict:
     """Import every case the sources hold; returns ``{"imported", "skipped", "cases", "case_ids"}``.
+
+    ``masks=False`` imports the pairs only (the demo workspace: the model's prediction is what a
+    clinician should see first, not the public ground truth).
 
     Raises ImportSourceError for a missing source and WorkspaceError when the workspace cannot
     be written (both fatal); a bad file only adds an entry to ``skipped``.
@@ -414,6 +417,9 @@ def import_sources(ws: Workspace, sources: Iterable[os.PathLike | str], patient_
         s, k = discover(src)
         specs += s
         skipped += k
+    if not masks:
+        for spec in specs:
+            spec.label, spec.mask = None, None
     imported: list[str] = []
     total = len(specs)
     if progress is not None:

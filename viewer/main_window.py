@@ -163,7 +163,9 @@ class MainWindow(QMainWindow):
         self.worklist_summary.setObjectName("muted")
         lay.addWidget(self.worklist_summary)
         dock.setWidget(box)
+        dock.setMinimumWidth(300)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.resizeDocks([dock], [400], Qt.Orientation.Horizontal)
         self.worklist_dock = dock
         self.search_edit.textChanged.connect(self.worklist_proxy.set_text)
         self.status_filter.currentIndexChanged.connect(
@@ -494,6 +496,7 @@ class MainWindow(QMainWindow):
         assert self.ws is not None
         current = self.current_case_id
         self.worklist_model.set_cases(self.ws.cases())
+        self.worklist.resizeColumnsToContents()
         self._update_summary()
         if current is not None:
             self._select_case_in_worklist(current)

@@ -77,6 +77,9 @@ class PairGraphicsView(QGraphicsView):
         self.setBackgroundBrush(QBrush(QColor(24, 24, 24)))
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setMouseTracking(True)
+        # Panning is by drag; scroll bars would only eat image space.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.tool: ToolHandler | None = None
         self._pan_from: QPointF | None = None
