@@ -124,7 +124,7 @@ class InferenceWorker(QThread):
         try:
             while True:
                 with self._cond:
-                    while not self._stop and self._pending is None and not (self._batch and not self._cancel_batch):
+                    while not self._stop and self._pending is None and not self._batch:
                         self._cond.wait()
                     if self._stop:
                         break
