@@ -21,7 +21,16 @@ def small_cfg() -> ADFConfig:
 @pytest.fixture(scope="module")
 def tiny_net() -> ADFNet:
     torch.manual_seed(0)
-    return ADFNet(get_preset("tiny")).eval()
+    return ADFNet(dataclasses.replace(small_cfg(), embed_dims=(16, 32, 48, 64), disent_dim=32)).eval()
+
+
+def test_tiny_preset_forward() -> None:
+    torch.manual_seed(0)
+    net = ADFNet(get_preset("tiny")).eval()
+    assert 3e6 < sum(p.numel() for p in net.parameters()) < 8e6
+    with torch.inference_mode():
+        out = net(torch.randn(1, 3, 67, 45), torch.randn(1, 3, 67, 45))
+    assert out.logits.shape == (1, 1, 67, 45)
 
 
 @pytest.mark.parametrize("hw", [(37, 51), (65, 33), (97, 130)])
