@@ -1,0 +1,93 @@
+"""training.train: a 1-epoch run on a fixture workspace gives a loadable model with a complete
+card (resume: test_train_resume.py; DDP: test_train_ddp.py). Helpers here are shared by those."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from tests.conftest import make_fixture_pairs
+
+# tiny, fast settings shared by the tests: 64 px, batch 2
+FAST = ["--input-size", "64", "--batch-size", "2", "--no-tqdm", "--threads", "1", "--workers", "0"]
+# one thread: on a shared, oversubscribed CPU two OpenMP threads can be many times slower
+
+
+def _last_json(text: str) -> dict:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return json.loads(lines[-1])
+
+
+def make_export(dest: Path, n: int = 4) -> Path:
+    """An exported-dataset folder (images/<id>_wli.png, _nbi.png, masks/<id>.png, manifest.csv)."""
+    import cv2
+
+    pairs = dest / "pairs"
+    names = make_fixture_pairs(pairs, n)
+    (dest / "images").mkdir(parents=True)
+    (dest / "masks").mkdir()
+    with open(dest / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "split"])
+        for i, name in enumerate(names):
+            wli = cv2.imread(str(next(pairs.glob(f"{name}_wli.*"))))
+            cv2.imwrite(str(dest / "images" / f"{name}_wli.png"), wli)
+            shutil.copyfile(pairs / f"{name}_nbi.png", dest / "images" / f"{name}_nbi.png")
+            shutil.copyfile(pairs / f"{name}_mask.png", dest / "masks" / f"{name}.png")
+            w.writerow([name, "val" if i == n - 1 else "train"])
+    shutil.rmtree(pairs)
+    return dest
+
+
+def test_one_epoch_on_workspace_gives_loadable_model_with_complete_card(filled_workspace, tmp_path, capsys):
+    from model.card import load_model
+    from training.train import main
+
+    out = tmp_path / "run"
+    rc = main(["--data", str(filled_workspace.root), "--epochs", "1", "--out", str(out),
+               "--model-id", "ws-ft-1", "--val-fraction", "0.34", *FAST])
+    assert rc == 0
+    stdout = capsys.readouterr().out
+    done = _last_json(stdout)
+    assert done["event"] == "done"
+    # every stdout line is one JSON object (the Train dialog parses them)
+    events = [json.loads(ln)["event"] for ln in stdout.strip().splitlines()]
+    assert events[0] == "start" and "epoch" in events
+    net, card = load_model(done["model"])
+    assert card["id"] == "ws-ft-1"
+    assert card["input_size"] == 64
+    for key in ("training_data", "command", "parent", "metrics", "machine", "training", "sha256", "config"):
+        assert key in card, key
+    td = card["training_data"]
+    assert td["kind"] == "workspace"
+    assert td["train"]["n_items"] + td["val"]["n_items"] == 3
+    assert len(td["train"]["case_list_sha256"]) == 64
+    assert card["command"].startswith("python -m training train --data ")
+    assert card["parent"] is None
+    assert 0.0 <= card["metrics"]["val_dice"] <= 1.0
+    assert card["training"]["epochs_done"] == 1 and card["training"]["images_seen"] == td["train"]["n_items"]
+    # the run's log is JSON lines with the per-epoch numbers
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    ep = [r for r in log if r["event"] == "epoch"][0]
+    for key in ("epoch", "loss_total", "loss_bce", "loss_dice", "val_dice", "lr", "images_per_s", "seconds"):
+        assert key in ep, key
+    # registered in the workspace it came from
+    assert done["registered"] == "ws-ft-1"
+    assert any(m.get("id") == "ws-ft-1" for m in filled_workspace.models())
+    # the model predicts (eval mode, right shape)
+    with torch.no_grad():
+        o = net(torch.zeros(1, 3, 64, 64))
+    assert o.logits.shape == (1, 1, 64, 64)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    from training.train import main
+
+    data = make_export(tmp_path / "export", 2)
+    rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "none"), "--resume", *FAST])
+    assert rc == 2
+    msg = _last_json(capsys.readouterr().out)
+    assert msg["event"] == "error" and "no checkpoint" in msg["message"]

@@ -1,0 +1,55 @@
+"""training.train --resume continues the same run; --init fine-tunes and records the parent."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from tests.test_train import FAST, _last_json, make_export
+
+
+def test_resume_continues_the_same_run(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from training.train import main
+
+    data = make_export(tmp_path / "export", 4)
+    common = ["--data", str(data), "--epochs", "2", "--seed", "3", *FAST]
+    assert main([*common, "--out", str(tmp_path / "straight")]) == 0
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "split"), "--stop-after", "1"]) == 0
+    first = _last_json(capsys.readouterr().out)
+    assert first["epochs_done"] == 1 and first["stopped_by"] == "stop-after"
+    assert main([*common, "--out", str(tmp_path / "split"), "--resume"]) == 0
+    out = capsys.readouterr().out
+    resumed = [json.loads(x) for x in out.strip().splitlines()]
+    assert resumed[0]["event"] == "resume" and resumed[0]["epoch"] == 1
+    assert [r["epoch"] for r in resumed if r["event"] == "epoch"] == [2]
+    assert resumed[-1]["epochs_done"] == 2
+    # same epochs, same images, same optimizer state and RNG -> the same weights
+    a = load_file(tmp_path / "straight" / "checkpoints" / "last.safetensors")
+    b = load_file(tmp_path / "split" / "checkpoints" / "last.safetensors")
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    assert worst < 1e-5, worst
+    # the optimizer state survived too (AdamW step count after epoch 2)
+    st = torch.load(tmp_path / "split" / "checkpoints" / "last_state.pt", weights_only=True)
+    steps = {int(v["step"]) for v in st["optimizer"]["state"].values()}
+    assert max(steps) == st["step"] == 2 * 2  # 3 train cases / batch 2 = 2 steps per epoch
+
+
+def test_finetune_records_parent(tmp_path, capsys):
+    from model.card import load_model
+    from training.train import main
+
+    data = make_export(tmp_path / "export", 3)
+    rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "a"), "--model-id", "a", *FAST])
+    assert rc == 0
+    parent = _last_json(capsys.readouterr().out)["model"]
+    rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "b"), "--model-id", "b",
+               "--init", parent, *FAST])
+    assert rc == 0
+    _, card = load_model(_last_json(capsys.readouterr().out)["model"])
+    _, pcard = load_model(parent)
+    assert card["parent"]["id"] == "a" and card["parent"]["sha256"] == pcard["sha256"]
+    assert card["training_data"]["kind"] == "export"

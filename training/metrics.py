@@ -1,0 +1,136 @@
+"""Segmentation metrics on binary masks (numpy + OpenCV only, no torch).
+
+Shared by ``training.evaluate`` (per case, at the WLI image's own resolution) and the
+validation pass of ``training.train``, so the number a run selects its best checkpoint on is
+computed the same way as the number the evaluation reports.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class CaseMetrics:
+    """Metrics of one case. dice/iou/hd95/sensitivity are meaningful only if gt_area > 0."""
+
+    dice: float
+    iou: float
+    hd95: float
+    sensitivity: float
+    specificity: float
+    gt_area: int
+    pred_area: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_bool(mask: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m.any(axis=2)
+    return m.astype(bool, copy=False)
+
+
+def dice_score(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Dice = 2|P∩G| / (|P|+|G|); two empty masks agree perfectly (1.0)."""
+    p, g = _as_bool(pred), _as_bool(gt)
+    denom = int(p.sum()) + int(g.sum())
+    if denom == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(p, g).sum()) / denom
+
+
+def iou_score(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU = |P∩G| / |P∪G|; two empty masks give 1.0."""
+    p, g = _as_bool(pred), _as_bool(gt)
+    union = int(np.logical_or(p, g).sum())
+    if union == 0:
+        return 1.0
+    return int(np.logical_and(p, g).sum()) / union
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    """Pixels of the mask with a 4-neighbour outside it (the image border counts as outside)."""
+    m = mask.astype(np.uint8)
+    padded = cv2.copyMakeBorder(m, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    eroded = cv2.erode(padded, np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8))[1:-1, 1:-1]
+    return np.logical_and(mask, eroded == 0)
+
+
+def _dist_to(boundary: np.ndarray) -> np.ndarray:
+    """Euclidean distance (pixels) from every pixel to the nearest boundary pixel."""
+    src = np.where(boundary, 0, 255).astype(np.uint8)
+    return cv2.distanceTransform(src, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def hd95(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Symmetric 95th-percentile Hausdorff distance between the mask outlines, in pixels.
+
+    Both empty -> 0. Exactly one empty -> the image diagonal (the largest distance possible in
+    the image), so a missed tumour is penalised by a finite number that can still be averaged.
+    """
+    p, g = _as_bool(pred), _as_bool(gt)
+    if p.shape != g.shape:
+        raise ValueError(f"mask shapes differ: {p.shape} vs {g.shape}")
+    if not p.any() and not g.any():
+        return 0.0
+    if not p.any() or not g.any():
+        return float(math.hypot(*p.shape))
+    bp, bg = _boundary(p), _boundary(g)
+    d_p_to_g = _dist_to(bg)[bp]
+    d_g_to_p = _dist_to(bp)[bg]
+    return float(np.percentile(np.concatenate([d_p_to_g, d_g_to_p]), 95))
+
+
+def case_metrics(pred: np.ndarray, gt: np.ndarray) -> CaseMetrics:
+    """All per-case numbers at once (pred and gt must have the same shape)."""
+    p, g = _as_bool(pred), _as_bool(gt)
+    if p.shape != g.shape:
+        raise ValueError(f"mask shapes differ: {p.shape} vs {g.shape}")
+    tp = int(np.logical_and(p, g).sum())
+    gt_area, pred_area = int(g.sum()), int(p.sum())
+    fp = pred_area - tp
+    fn = gt_area - tp
+    tn = p.size - tp - fp - fn
+    return CaseMetrics(
+        dice=dice_score(p, g),
+        iou=iou_score(p, g),
+        hd95=hd95(p, g),
+        sensitivity=tp / gt_area if gt_area else float("nan"),
+        specificity=tn / (tn + fp) if (tn + fp) else 1.0,
+        gt_area=gt_area,
+        pred_area=pred_area,
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def aggregate(cases: Iterable[CaseMetrics]) -> dict:
+    """Summary as the evaluate CLI reports it.
+
+    dice/iou/hd95/sensitivity average over cases with a non-empty label; specificity over all
+    cases; false_positive_rate = share of empty-label cases with any predicted tumour pixel.
+    A number that has no case to average over is ``None`` (JSON null), never a made-up 0 or 1.
+    """
+    cases = list(cases)
+    pos = [c for c in cases if c.gt_area > 0]
+    neg = [c for c in cases if c.gt_area == 0]
+    return {
+        "n": len(cases),
+        "n_positive": len(pos),
+        "dice": _mean([c.dice for c in pos]),
+        "iou": _mean([c.iou for c in pos]),
+        "hd95": _mean([c.hd95 for c in pos]),
+        "sensitivity": _mean([c.sensitivity for c in pos]),
+        "specificity": _mean([c.specificity for c in cases]),
+        "false_positive_rate": (sum(1 for c in neg if c.pred_area > 0) / len(neg)) if neg else None,
+    }

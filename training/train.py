@@ -1,0 +1,763 @@
+"""``python -m training train``: train or fine-tune the ADF network; checkpoints, log, model card.
+
+Why it looks like this:
+- The Train dialog runs this as a subprocess and reads stdout: every stdout line is one JSON
+  object (epoch lines while running), the last one ``{"event": "done", "model": ..., ...}``.
+  tqdm progress goes to stderr. The same lines go to ``<out>/log.jsonl``.
+- A run may be stopped at any time (SIGTERM/SIGINT, ``--max-minutes``, the end of a session):
+  the weights, optimizer and RNG state are checkpointed every epoch
+  (``<out>/checkpoints/last.safetensors`` + ``last_state.pt``, the latter plain tensors and
+  dicts, loaded with ``weights_only=True``) and ``--resume`` continues the same run. The best
+  epoch by validation Dice is kept as ``best.safetensors``; the exported model is the best one.
+- Augmentation randomness is a function of (seed, epoch, index) and the per-epoch order of
+  (seed, epoch), so resuming gives the same images in the same order as an uninterrupted run.
+- With ``--max-minutes`` the learning-rate schedule and the progressive image size follow the
+  share of the time budget used (so a time-boxed run still anneals); otherwise the epochs.
+- Runs unchanged under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
+  rank 0 validates and writes.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+from training.metrics import dice_score
+
+LOG_NAME = "log.jsonl"
+_DEBUG = bool(os.environ.get("ADF_TRAIN_DEBUG"))
+
+
+# ----------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training train", description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="public", help="'public', a workspace folder, or an exported dataset folder")
+    p.add_argument("--shared-root", default=None, help="root of the public sets (default: ../shared/data)")
+    p.add_argument("--statuses", default="corrected,approved", help="workspace case statuses to train on")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--input-size", type=int, default=None, help="override the preset's input size (px)")
+    p.add_argument("--init", default=None, help="fine-tune from this model (.json card or stem)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<model-id>)")
+    p.add_argument("--model-id", default=None)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--max-minutes", type=float, default=None, help="time budget of the whole run (schedule follows it)")
+    p.add_argument("--stop-after", type=int, default=None, help="stop this invocation after N epochs (resume later)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the batches per epoch (smoke tests, benchmarks)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup", type=float, default=0.03, help="warm-up share of the run (linear)")
+    p.add_argument("--size", type=int, default=None, help="training image size (default: input size)")
+    p.add_argument(
+        "--size-schedule",
+        default=None,
+        help="progressive resizing, e.g. '128:0.6,192:0.85,256' = 128 px for the first 60%% of the run ...",
+    )
+    p.add_argument("--val-size", type=int, default=None, help="validation image size (default: input size)")
+    p.add_argument("--val-every", type=int, default=1)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="workspace/export: share of cases held out")
+    p.add_argument("--patience", type=int, default=0, help="early stop after N validations without gain (0: off)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-aux", action="store_true", help="segmentation loss only (no align/disentangle/DACL/MMD)")
+    p.add_argument("--modality-dropout", type=float, default=0.25)
+    p.add_argument("--tumour-repeat", type=int, default=6, help="public: repeats of the vocalfolds tumour frames")
+    p.add_argument("--no-negatives", action="store_true", help="public: leave out tumour-free vocalfolds frames")
+    p.add_argument("--which", default="kvasir,vocalfolds", help="public: which sets")
+    p.add_argument("--misregistration", type=float, default=0.01, help="public: residual registration error")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--no-tqdm", action="store_true")
+    p.add_argument("--register", action="store_true", help="workspace: also make the new model active")
+    return p
+
+
+# ----------------------------------------------------------------------------- helpers
+def _parse_size_schedule(text: str | None, default: int) -> list[tuple[int, float]]:
+    """'128:0.6,256' -> [(128, 0.6), (256, 1.0)]."""
+    if not text:
+        return [(default, 1.0)]
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if ":" in part:
+            s, until = part.split(":")
+            out.append((int(s), float(until)))
+        else:
+            out.append((int(part), 1.0))
+    if out[-1][1] < 1.0:
+        out.append((out[-1][0], 1.0))
+    return out
+
+
+def size_at(schedule: list[tuple[int, float]], progress: float) -> int:
+    for s, until in schedule:
+        if progress < until:
+            return s
+    return schedule[-1][0]
+
+
+def lr_factor(progress: float, step: int, warmup_steps: int) -> float:
+    """Linear warm-up over the first steps, then polynomial (power 0.9) decay to 1 % of the peak."""
+    warm = min(1.0, (step + 1) / max(1, warmup_steps))
+    poly = max(0.0, 1.0 - progress) ** 0.9
+    return warm * max(poly, 0.01)
+
+
+class EpochSampler(Sampler):
+    """A permutation that depends only on (seed, epoch), sharded over DDP ranks (padded to even)."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True,
+                 limit: int | None = None) -> None:
+        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
+        self.limit = limit  # per-rank cap on samples per epoch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        if self.shuffle:
+            idx = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n).tolist()
+        else:
+            idx = list(range(self.n))
+        per = math.ceil(self.n / self.world)
+        idx = idx + idx[: per * self.world - self.n]
+        idx = idx[self.rank :: self.world]
+        return idx[: self.limit] if self.limit else idx
+
+    def __iter__(self):
+        return iter(self._indices())
+
+    def __len__(self) -> int:
+        n = math.ceil(self.n / self.world)
+        return min(n, self.limit) if self.limit else n
+
+
+def machine_info(threads: int, device: str) -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def _atomic_save_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_weights(net: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import save
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    _atomic_save_bytes(path, save(state))
+
+
+def _load_weights(net: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import load
+
+    net.load_state_dict(load(path.read_bytes()), strict=True)
+
+
+def _save_state(path: Path, state: dict) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    _atomic_save_bytes(path, buf.getvalue())
+
+
+class JsonLog:
+    """One JSON object per line to stdout and <out>/log.jsonl (rank 0 only)."""
+
+    def __init__(self, path: Path | None, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def __call__(self, obj: dict) -> None:
+        if not self.enabled:
+            return
+        line = json.dumps(obj, default=_json_default)
+        print(line, flush=True)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def _round(d: dict, nd: int = 5) -> dict:
+    return {k: (round(v, nd) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+# ----------------------------------------------------------------------------- data
+def _default_shared_root() -> Path:
+    here = Path(__file__).resolve().parents[1]
+    return (here / ".." / "shared" / "data").resolve()
+
+
+def build_datasets(args, cfg, size: int, val_size: int):
+    """(train dataset, val dataset or None, kind, workspace path or None)."""
+    from training.data import ExportFolderDataset, PublicDataset, WorkspaceDataset, split_ids
+
+    common = {"seed": args.seed, "mean": cfg.mean, "std": cfg.std}
+    if args.data == "public":
+        root = Path(args.shared_root) if args.shared_root else _default_shared_root()
+        which = tuple(w.strip() for w in args.which.split(",") if w.strip())
+        tr = PublicDataset(
+            root,
+            "train",
+            which=which,
+            tumour_repeat=args.tumour_repeat,
+            negatives=not args.no_negatives,
+            misregistration=args.misregistration,
+            size=size,
+            **common,
+        )
+        va = PublicDataset(root, "val", which=which, misregistration=args.misregistration, size=val_size, **common)
+        return tr, va, "public", None
+    path = Path(args.data)
+    if (path / "manifest.csv").exists():
+        full = ExportFolderDataset(path, None, size=size, **common)
+        splits = {r[1] for r in full.rows}
+        if "val" in splits:
+            tr = ExportFolderDataset(path, "train", size=size, **common)
+            va = ExportFolderDataset(path, "val", size=val_size, train=False, **common)
+        else:
+            tr_ids, va_ids = split_ids(full.case_ids, args.val_fraction, args.seed)
+            tr = _subset_rows(full, tr_ids, size, True)
+            va = _subset_rows(full, va_ids, val_size, False) if va_ids else None
+        return tr, va, "export", None
+    if (path / "workspace.sqlite").exists():
+        statuses = tuple(s.strip() for s in args.statuses.split(",") if s.strip())
+        full = WorkspaceDataset(path, statuses=statuses, size=size, **common)
+        if len(full) == 0:
+            raise SystemExit(f"{path}: no case with status {'/'.join(statuses)} and a human or imported mask")
+        tr_ids, va_ids = split_ids(full.case_ids, args.val_fraction, args.seed)
+        tr = full.subset(tr_ids)
+        va = None
+        if va_ids:
+            va = full.subset(va_ids)
+            va.train = False
+            va.size = val_size
+        return tr, va, "workspace", path
+    raise SystemExit(f"--data {args.data!r}: not 'public', a workspace (workspace.sqlite) or an export (manifest.csv)")
+
+
+def _subset_rows(ds, ids, size: int, train: bool):
+    import copy
+
+    keep = set(ids)
+    out = copy.copy(ds)
+    out.rows = [r for r in ds.rows if r[0] in keep]
+    out.size = size
+    out.train = train
+    return out
+
+
+# ----------------------------------------------------------------------------- validation
+@torch.no_grad()
+def validate(net, ds, device, amp_ctx, batch_size: int, channels_last: bool) -> dict:
+    """Per-image Dice at the validation size, averaged per group (macro mean over groups with
+    tumour = ``val_dice``); tumour-free images give the false-positive rate."""
+    net.eval()
+    groups = ds.groups()
+    per_group: dict[str, list[float]] = {}
+    neg_fp: list[bool] = []
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    for batch in loader:
+        wli = batch["wli"].to(device)
+        nbi = batch["nbi"].to(device)
+        if channels_last:
+            wli = wli.contiguous(memory_format=torch.channels_last)
+            nbi = nbi.contiguous(memory_format=torch.channels_last)
+        with amp_ctx():
+            out = net(wli, nbi, batch["nbi_present"].to(device))
+        pred = (out.logits.float() > 0).cpu().numpy()[:, 0]
+        gt = batch["mask"].numpy()[:, 0] > 0.5
+        for k in range(pred.shape[0]):
+            g = groups[int(batch["index"][k])]
+            if gt[k].any():
+                per_group.setdefault(g, []).append(dice_score(pred[k], gt[k]))
+            else:
+                neg_fp.append(bool(pred[k].any()))
+    net.train()
+    res: dict = {}
+    for g, v in sorted(per_group.items()):
+        res[f"val_dice_{g}"] = float(np.mean(v))
+    res["val_dice"] = float(np.mean([np.mean(v) for v in per_group.values()])) if per_group else None
+    res["val_fpr"] = float(np.mean(neg_fp)) if neg_fp else None
+    res["val_n"] = len(ds)
+    return res
+
+
+# ----------------------------------------------------------------------------- main
+def _pick_device(name: str, local_rank: int) -> str:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return f"cuda:{local_rank}"
+        return "cpu"
+    if name == "cuda" and torch.cuda.is_available():
+        return f"cuda:{local_rank}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but CUDA is not available")
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m training train``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run(args, argv)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(json.dumps({"event": "error", "message": e.code}), flush=True)
+            print(f"error: {e.code}", file=sys.stderr)
+            return 2
+        raise
+    finally:
+        for s, h in saved.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(s, h)
+
+
+def _run(args, argv: list[str]) -> int:
+    from model.adf import ADFNet, count_params
+    from model.card import load_model, save_model
+    from model.config import ADFConfig, get_preset
+    from model.losses import adf_loss
+
+    # --- distributed -------------------------------------------------------------------------
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _pick_device(args.device, local_rank)
+    ddp = world > 1
+    if ddp:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    main_rank = rank == 0
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+
+    # --- model -------------------------------------------------------------------------------
+    parent = None
+    if args.init:
+        net, pcard = load_model(args.init, map_location="cpu")
+        cfg = ADFConfig.from_dict(pcard["config"])
+        parent = {"id": pcard.get("id"), "sha256": pcard.get("sha256"), "path": str(args.init)}
+    else:
+        cfg = get_preset(args.preset)
+        if args.input_size:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, input_size=args.input_size)
+        torch.manual_seed(args.seed)
+        net = ADFNet(cfg)
+    net.train()
+    net.to(device)
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+
+    model_id = args.model_id or f"adf-{cfg.preset}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else Path("runs") / model_id
+    ckdir = out / "checkpoints"
+    if main_rank:
+        ckdir.mkdir(parents=True, exist_ok=True)
+    log = JsonLog(out / LOG_NAME, main_rank)
+
+    # --- data --------------------------------------------------------------------------------
+    schedule = _parse_size_schedule(args.size_schedule, args.size or cfg.input_size)
+    val_size = args.val_size or cfg.input_size
+    train_ds, val_ds, kind, ws_path = build_datasets(args, cfg, schedule[0][0], val_size)
+    if len(train_ds) == 0:
+        raise SystemExit("no training cases")
+    limit = args.steps_per_epoch * args.batch_size if args.steps_per_epoch else None
+    sampler = EpochSampler(len(train_ds), args.seed, rank, world, limit=limit)
+    steps_per_epoch = math.ceil(len(sampler) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    warmup_steps = max(1, int(args.warmup * total_steps))
+
+    # --- optimizer / amp ----------------------------------------------------------------------
+    decay, no_decay = [], []
+    for n, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 or n.endswith("standin") else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.999),
+    )
+    amp = args.amp
+    if amp == "auto":
+        amp = "fp16" if device.startswith("cuda") else "bf16"
+    dev_type = "cuda" if device.startswith("cuda") else "cpu"
+    if amp == "off":
+        amp_ctx = contextlib.nullcontext
+    else:
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        if dev_type == "cpu" and amp == "fp16":
+            raise SystemExit("--amp fp16 is CUDA only; use bf16 on CPU")
+
+        def amp_ctx():
+            return torch.autocast(dev_type, dtype=dtype)
+
+    scaler = torch.amp.GradScaler("cuda", enabled=(amp == "fp16" and dev_type == "cuda"))
+
+    # --- resume -------------------------------------------------------------------------------
+    start_epoch, step, elapsed = 0, 0, 0.0
+    best, best_epoch, bad_vals = -1.0, -1, 0
+    images_seen = 0
+    if args.resume:
+        last_w, last_s = ckdir / "last.safetensors", ckdir / "last_state.pt"
+        if not (last_w.exists() and last_s.exists()):
+            raise SystemExit(f"--resume: no checkpoint in {ckdir}")
+        _load_weights(net, last_w)
+        st = torch.load(last_s, map_location="cpu", weights_only=True)
+        opt.load_state_dict(st["optimizer"])
+        if "scaler" in st and scaler.is_enabled():
+            scaler.load_state_dict(st["scaler"])
+        start_epoch = int(st["epoch"]) + 1
+        step, elapsed = int(st["step"]), float(st["elapsed"])
+        best, best_epoch, bad_vals = float(st["best"]), int(st["best_epoch"]), int(st["bad_vals"])
+        images_seen = int(st.get("images_seen", 0))
+        rng_key = f"rng_rank{rank}"
+        if rng_key in st:
+            torch.set_rng_state(st[rng_key])
+        if start_epoch >= args.epochs and not args.max_minutes:
+            raise SystemExit(f"--resume: the run already finished {start_epoch} of {args.epochs} epochs")
+        log({"event": "resume", "epoch": start_epoch, "step": step, "elapsed_s": round(elapsed, 1)})
+    else:
+        torch.manual_seed(args.seed * 1000 + rank)
+
+    model = net
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(net, device_ids=[torch.device(device).index] if dev_type == "cuda" else None,
+                    find_unused_parameters=True)
+
+    # --- stop on SIGTERM / SIGINT: finish the step, checkpoint, export -------------------------
+    stop_flag = {"stop": False}
+
+    def _on_signal(signum, frame):
+        stop_flag["stop"] = True
+
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread (tests)
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+    budget_s = args.max_minutes * 60.0 if args.max_minutes else None
+
+    def progress_now(step_: int, elapsed_: float) -> float:
+        p = step_ / max(1, total_steps)
+        if budget_s:
+            p = max(p, elapsed_ / budget_s) if args.epochs else elapsed_ / budget_s
+        return min(1.0, p)
+
+    info = {
+        "event": "start",
+        "model_id": model_id,
+        "out": str(out),
+        "data": kind,
+        "n_train": len(train_ds),
+        "n_val": len(val_ds) if val_ds is not None else 0,
+        "params": count_params(net),
+        "device": device,
+        "amp": amp,
+        "threads": threads,
+        "world": world,
+        "epochs": args.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "size_schedule": schedule,
+    }
+    log(info)
+
+    ema_dt = None
+    history: list[dict] = []
+    last_val: dict = {}
+    epoch = start_epoch
+    epochs_this_run = 0
+    stopped_by = None
+    t_run0 = time.time()
+    while epoch < args.epochs:
+        prog = progress_now(step, elapsed)
+        if budget_s and elapsed >= budget_s:
+            stopped_by = "time budget"
+            break
+        size = size_at(schedule, prog)
+        train_ds.size = size
+        train_ds.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(
+            train_ds,
+            batch_size=args.batch_size,
+            sampler=sampler,
+            num_workers=args.workers,
+            drop_last=False,
+            persistent_workers=False,
+        )
+        sums: dict[str, float] = {}
+        n_batches = 0
+        n_img = 0
+        t_ep = time.time()
+        bar = None
+        if main_rank and not args.no_tqdm:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{args.epochs} {size}px", file=sys.stderr,
+                       dynamic_ncols=True, mininterval=2.0)
+        t_prev = time.time()
+        for batch in loader:
+            t0 = time.time()
+            prog = progress_now(step, elapsed)
+            lr = args.lr * lr_factor(prog, step, warmup_steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            wli = batch["wli"].to(device, non_blocking=True)
+            nbi = batch["nbi"].to(device, non_blocking=True)
+            target = batch["mask"].to(device, non_blocking=True)
+            present = batch["nbi_present"].to(device)
+            if args.modality_dropout > 0:
+                keep = torch.rand(present.shape[0]) >= args.modality_dropout
+                present = present & keep.to(device)
+            if args.channels_last:
+                wli = wli.contiguous(memory_format=torch.channels_last)
+                nbi = nbi.contiguous(memory_format=torch.channels_last)
+            with amp_ctx():
+                out_ = model(wli, nbi, present)
+                loss, parts = adf_loss(out_, target, prog, aux=not args.no_aux, net=net)
+            opt.zero_grad(set_to_none=True)
+            if scaler.is_enabled():
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+            step += 1
+            n_batches += 1
+            n_img += wli.shape[0] * world
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            dt = time.time() - t0
+            if _DEBUG:
+                print(f"step {step} load {t0 - t_prev:.2f}s step {dt:.2f}s", file=sys.stderr, flush=True)
+            # a paused process (SIGSTOP) or a long stall must not eat the time budget
+            ema_dt = dt if ema_dt is None else 0.9 * ema_dt + 0.1 * min(dt, 5 * ema_dt)
+            elapsed += min(dt, max(5 * ema_dt, 1.0))
+            if bar is not None:
+                bar.set_postfix(loss=f"{parts['total']:.3f}", lr=f"{lr:.2e}", refresh=False)
+                bar.update(1)
+            stop_now = stop_flag["stop"] or (budget_s is not None and elapsed >= budget_s)
+            if ddp:
+                t = torch.tensor([1.0 if stop_now else 0.0], device=device)
+                dist.all_reduce(t, op=dist.ReduceOp.MAX)
+                stop_now = bool(t.item() > 0)
+            if stop_now:
+                stopped_by = "signal" if stop_flag["stop"] else "time budget"
+                break
+            t_prev = time.time()
+        if bar is not None:
+            bar.close()
+        ep_s = time.time() - t_ep
+        images_seen += n_img
+        rec = {
+            "event": "epoch",
+            "epoch": epoch + 1,
+            "epochs": args.epochs,
+            "size": size,
+            "lr": opt.param_groups[0]["lr"],
+            "progress": round(progress_now(step, elapsed), 4),
+            "images": n_img,
+            "images_per_s": round(n_img / max(ep_s, 1e-9), 2),
+            "seconds": round(ep_s, 1),
+            "complete": stopped_by is None,
+        }
+        rec.update({f"loss_{k}": v / max(1, n_batches) for k, v in sums.items()})
+        # --- validation (rank 0) ---
+        do_val = val_ds is not None and ((epoch + 1) % max(1, args.val_every) == 0 or stopped_by is not None
+                                          or epoch + 1 == args.epochs)
+        improved = False
+        if main_rank and do_val:
+            tv = time.time()
+            last_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last)
+            val_s = time.time() - tv
+            last_val["val_seconds"] = round(val_s, 1)
+            elapsed += val_s  # the time budget covers validation too
+            rec.update(last_val)
+            vd = last_val.get("val_dice")
+            if vd is not None and vd > best:
+                best, best_epoch, bad_vals, improved = vd, epoch + 1, 0, True
+            else:
+                bad_vals += 1
+        # --- checkpoint (rank 0) ---
+        rng_states = [torch.get_rng_state()]
+        if ddp:
+            gathered = [None] * world
+            dist.all_gather_object(gathered, torch.get_rng_state())
+            rng_states = gathered
+        if main_rank:
+            _save_weights(net, ckdir / "last.safetensors")
+            if improved:
+                _save_weights(net, ckdir / "best.safetensors")
+            state = {
+                "optimizer": opt.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "elapsed": elapsed,
+                "best": best,
+                "best_epoch": best_epoch,
+                "bad_vals": bad_vals,
+                "images_seen": images_seen,
+                "model_id": model_id,
+                "config": json.dumps(cfg.to_dict()),
+                "args": json.dumps(vars(args)),
+            }
+            for r, s in enumerate(rng_states):
+                state[f"rng_rank{r}"] = s
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
+            _save_state(ckdir / "last_state.pt", state)
+            rec["best_val_dice"] = best if best >= 0 else None
+            rec["best_epoch"] = best_epoch if best_epoch >= 0 else None
+            log(_round(rec))
+            history.append(rec)
+        epoch += 1
+        epochs_this_run += 1
+        early = args.patience > 0 and bad_vals >= args.patience
+        if ddp:
+            t = torch.tensor([1.0 if early else 0.0], device=device)
+            dist.broadcast(t, 0)
+            early = bool(t.item() > 0)
+        if early and stopped_by is None:
+            stopped_by = "early stopping"
+        if stopped_by is not None:
+            break
+        if args.stop_after is not None and epochs_this_run >= args.stop_after:
+            stopped_by = "stop-after"
+            break
+
+    # --- export -------------------------------------------------------------------------------
+    result = 0
+    if main_rank:
+        best_w = ckdir / "best.safetensors"
+        source = "best" if best_w.exists() else "last"
+        _load_weights(net, best_w if source == "best" else ckdir / "last.safetensors")
+        metrics = {"selected": source, "best_epoch": best_epoch if best_epoch >= 0 else None}
+        if val_ds is not None:
+            if source == "best" and (not last_val or last_val.get("val_dice") != best):
+                final_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last)
+            else:
+                final_val = last_val or validate(net, val_ds, device, amp_ctx, max(1, args.batch_size),
+                                                 args.channels_last)
+            metrics.update({k: v for k, v in final_val.items() if k.startswith("val_") and k != "val_seconds"})
+            metrics["val_size_px"] = val_size
+        wall = time.time() - t_run0
+        card = {
+            "id": model_id,
+            "training_data": {
+                "kind": kind,
+                "train": train_ds.describe(),
+                "val": val_ds.describe() if val_ds is not None else None,
+            },
+            "command": "python -m training train " + shlex.join(argv),
+            "parent": parent,
+            "metrics": metrics,
+            "training": {
+                "epochs_done": epoch,
+                "epochs_planned": args.epochs,
+                "steps": step,
+                "images_seen": images_seen,
+                "train_seconds": round(elapsed, 1),
+                "wall_seconds_this_invocation": round(wall, 1),
+                "images_per_s": round(images_seen / max(elapsed, 1e-9), 2),
+                "stopped_by": stopped_by,
+                "size_schedule": schedule,
+                "batch_size": args.batch_size,
+                "world_size": world,
+                "lr": args.lr,
+                "aux_losses": not args.no_aux,
+                "modality_dropout": args.modality_dropout,
+                "amp": amp,
+                "seed": args.seed,
+            },
+            "machine": machine_info(threads, device),
+            "notes": "Research demonstration trained on public data with synthetic (pseudo) NBI; "
+            "not a diagnostic device.",
+        }
+        js = save_model(net, cfg, out / model_id, card)
+        registered = None
+        if ws_path is not None:
+            from training.store import Workspace
+
+            with Workspace.open(ws_path) as w:
+                registered = w.register_model(js, activate=args.register)
+        log(
+            {
+                "event": "done",
+                "model": str(js),
+                "model_id": model_id,
+                "registered": registered,
+                "stopped_by": stopped_by,
+                "epochs_done": epoch,
+                "metrics": _round(metrics),
+            }
+        )
+    if ddp:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
