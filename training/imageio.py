@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 import struct
 from pathlib import Path
 
@@ -28,6 +29,8 @@ __all__ = [
     "decode_rgb",
     "decode_mask",
     "image_size",
+    "read_file_bytes",
+    "MAX_FILE_BYTES",
     "write_png_atomic",
     "encode_png",
     "sha256_file",
@@ -40,10 +43,8 @@ __all__ = [
 MAX_PIXELS: int = 50_000_000
 """Decompression-bomb limit (pixels), checked from the header before decoding."""
 
-# Formats whose header we do not parse are decoded only when the file is at most this big, then
-# their size is checked after decoding (a compressed TIFF/WebP can still expand, but OpenCV's own
-# limit of 2^30 pixels bounds it).
-_MAX_UNPARSED_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES: int = 1 << 30
+"""Files larger than this are refused before they are read into memory (no endoscopy frame is)."""
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -111,6 +112,47 @@ def _bmp_size(data: bytes) -> tuple[int, int] | None:
     return abs(w), abs(h)
 
 
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth / ImageLength of the first IFD (the page OpenCV decodes); None when damaged."""
+    if len(data) < 8:
+        return None
+    end = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(end + "I", data[4:8])
+    if ifd + 2 > len(data):
+        return None
+    (count,) = struct.unpack(end + "H", data[ifd : ifd + 2])
+    size: dict[int, int] = {}
+    for k in range(count):
+        off = ifd + 2 + 12 * k
+        if off + 12 > len(data):
+            return None
+        tag, typ = struct.unpack(end + "HH", data[off : off + 4])
+        if tag in (256, 257):
+            if typ == 3:  # SHORT
+                (size[tag],) = struct.unpack(end + "H", data[off + 8 : off + 10])
+            elif typ == 4:  # LONG
+                (size[tag],) = struct.unpack(end + "I", data[off + 8 : off + 12])
+            else:
+                return None
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """Canvas size from the VP8X, VP8L or VP8 chunk header; None when damaged."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        w = int.from_bytes(data[24:27], "little") + 1
+        h = int.from_bytes(data[27:30], "little") + 1
+        return w, h
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        w, h = struct.unpack("<HH", data[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    return None
+
+
 def _format(data: bytes) -> str | None:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
@@ -126,7 +168,7 @@ def _format(data: bytes) -> str | None:
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG/JPEG/BMP header without decoding; None for other formats."""
+    """(width, height) from a PNG/JPEG/BMP/TIFF/WebP header without decoding; None when unknown or damaged."""
     fmt = _format(data)
     if fmt == "png":
         return _png_size(data)
@@ -134,12 +176,25 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return _jpeg_size(data)
     if fmt == "bmp":
         return _bmp_size(data)
+    if fmt == "tiff":
+        return _tiff_size(data)
+    if fmt == "webp":
+        return _webp_size(data)
     return None
 
 
 # -------------------------------------------------------------------------------------- decoding
-def _read_bytes(path: os.PathLike | str) -> bytes:
+def read_file_bytes(path: os.PathLike | str) -> bytes:
+    """The bytes of a regular file; ImageReadError for anything else (a FIFO would block forever,
+    a device or a huge file would fill memory)."""
     try:
+        st = os.stat(os.fspath(path))
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise ImageReadError(path, "is a directory")
+            raise ImageReadError(path, "not a regular file (pipe, device or socket)")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageReadError(path, f"file too large ({st.st_size} bytes > {MAX_FILE_BYTES})")
         # numpy.fromfile uses Python's own open(): non-UTF-8 and long names work everywhere.
         return np.fromfile(os.fspath(path), dtype=np.uint8).tobytes()
     except FileNotFoundError:
@@ -157,17 +212,16 @@ def _decode(data: bytes, path: os.PathLike | str, flags: int) -> np.ndarray:
     fmt = _format(data)
     if fmt is None:
         raise ImageReadError(path, "not an image (unknown format)")
+    # Every format we accept has its size read from the header: a small compressed TIFF or WebP
+    # can otherwise expand to gigabytes inside OpenCV before the size is known.
     size = image_size(data)
-    if fmt in ("png", "jpeg", "bmp"):
-        if size is None:
-            raise ImageReadError(path, f"damaged {fmt.upper()} header")
-        w, h = size
-        if w <= 0 or h <= 0:
-            raise ImageReadError(path, f"invalid image size {w}x{h}")
-        if w * h > MAX_PIXELS:
-            raise ImageReadError(path, f"image too large ({w}x{h} > {MAX_PIXELS} pixels)")
-    elif len(data) > _MAX_UNPARSED_BYTES:
-        raise ImageReadError(path, f"{fmt.upper()} file too large to check safely ({len(data)} bytes)")
+    if size is None:
+        raise ImageReadError(path, f"damaged {fmt.upper()} header")
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise ImageReadError(path, f"invalid image size {w}x{h}")
+    if w * h > MAX_PIXELS:
+        raise ImageReadError(path, f"image too large ({w}x{h} > {MAX_PIXELS} pixels)")
     if fmt == "png" and data.rfind(b"IEND\xaeB`\x82") < 0:
         # libpng may return a partly grey image for a truncated file: refuse instead.
         raise ImageReadError(path, "truncated PNG (no IEND chunk)")
@@ -247,12 +301,12 @@ def decode_mask(data: bytes, path: os.PathLike | str = "<bytes>", label_value: i
 
 def read_rgb(path: os.PathLike | str) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB; raises ImageReadError with a reason."""
-    return decode_rgb(_read_bytes(path), path)
+    return decode_rgb(read_file_bytes(path), path)
 
 
 def read_mask(path: os.PathLike | str, label_value: int | None = None) -> np.ndarray:
     """Read a mask image as bool (H, W): pixel > 0 in any channel (or == label_value)."""
-    return decode_mask(_read_bytes(path), path, label_value)
+    return decode_mask(read_file_bytes(path), path, label_value)
 
 
 # --------------------------------------------------------------------------------------- writing

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.imageio import TEMP_PREFIX
+
 JOURNAL_DIR = "recovery"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -48,12 +50,21 @@ def write_entry(workspace_root: Path, case_id: str, mask: np.ndarray, base_rev: 
     buf = io.BytesIO()
     np.savez(buf, bits=np.packbits(mask.astype(bool), axis=None),
              meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(buf.getvalue())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # The store's temp naming (pid inside): a writer killed mid-write leaves a file that the next
+    # Workspace.open removes; never named *.npz, so pending_entries cannot mistake it for an entry.
+    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
     _fsync_dir(path.parent)
     return path
 

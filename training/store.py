@@ -38,6 +38,7 @@ from training.imageio import (
     decode_rgb,
     encode_png,
     fsync_dir,
+    read_file_bytes,
     read_mask,
     read_rgb,
     sha256_bytes,
@@ -440,7 +441,7 @@ class Workspace:
         removed: list[str] = []
         orphan_candidates: list[tuple[str, int]] = []
         max_rev = {r["case_id"]: r["m"] for r in self._read("SELECT case_id, max(rev) AS m FROM revisions GROUP BY case_id")}
-        for top in ("images", "masks", "predictions", "models"):
+        for top in ("images", "masks", "predictions", "models", "recovery"):
             base = self.root / top
             if not base.is_dir():
                 continue
@@ -1137,14 +1138,8 @@ class Workspace:
 
 # -------------------------------------------------------------------------------- module helpers
 def _read_file(path: os.PathLike | str) -> bytes:
-    try:
-        return np.fromfile(os.fspath(path), dtype=np.uint8).tobytes()
-    except FileNotFoundError:
-        raise ImageReadError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ImageReadError(path, "is a directory") from None
-    except OSError as exc:
-        raise ImageReadError(path, f"unreadable ({exc.strerror or exc})") from None
+    """A regular file's bytes (a FIFO, device or huge file is refused: ImageReadError)."""
+    return read_file_bytes(path)
 
 
 _PAIR_SUFFIX = re.compile(r"(?i)[_\-. ](wli|nbi|1|2)$")
