@@ -101,6 +101,8 @@ class TrainDialog(QDialog):
                              "for validation). Runs on this computer; nothing is uploaded."))
         form = QFormLayout()
         self.base = QComboBox()
+        if not models:
+            self.base.addItem("(no model in this workspace: train from scratch)", None)
         for m in models:
             label = f"{m['id']}{'  (active)' if m.get('active') else ''}"
             self.base.addItem(label, str(m["path"]))
