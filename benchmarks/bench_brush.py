@@ -93,6 +93,8 @@ def main() -> int:
         app.processEvents()
         session = win.current_session()
         session.undo.clear()
+        session.mask[...] = 0          # start the undo measurement from an empty mask
+        win.pair.overlay.refresh(None)
 
         # 500 strokes of 8 moves each at random places: what does their undo history hold?
         tracemalloc.start()
