@@ -20,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 PredictorFactory = Callable[[Path | None, str], Any]
+_PARKED: list[QThread] = []  # workers still finishing a prediction when their window closed
 
 
 @dataclass
@@ -105,12 +106,20 @@ class InferenceWorker(QThread):
             self.model_path = model_path
             self._predictor = None
 
-    def stop(self) -> None:
+    def stop(self, wait_ms: int = 60000) -> bool:
+        """Ask the thread to end after its current prediction; True once it has ended.
+
+        A prediction cannot be interrupted mid-forward; if it outlasts ``wait_ms`` the thread is
+        parked (kept referenced) instead of destroyed, since destroying a running QThread aborts.
+        """
         with self._cond:
             self._stop = True
             self._cancel_batch = True
             self._cond.notify()
-        self.wait(15000)
+        if self.wait(wait_ms):
+            return True
+        _PARKED.append(self)
+        return False
 
     # --- the worker thread --------------------------------------------------------------------
     def run(self) -> None:  # noqa: D401

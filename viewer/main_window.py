@@ -478,8 +478,8 @@ class MainWindow(QMainWindow):
 
     def _stop_worker(self) -> None:
         if self.worker is not None:
-            self.worker.stop()
-            self.worker.deleteLater()
+            if self.worker.stop():
+                self.worker.deleteLater()
             self.worker = None
 
     def _close_workspace(self) -> None:
