@@ -868,8 +868,13 @@ def window(work: Path, predictor: object | None = "fake") -> Iterator[object]:
     try:
         yield win
     finally:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
         win.close()
         win.deleteLater()
+        # destroy it now, inside the scenario (processEvents alone leaves deferred deletes pending,
+        # and whatever the destruction raises would surface in some later test)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
         _process_until(lambda: True, 0.05)
 
 
@@ -1033,8 +1038,9 @@ def read_only(ws: Path) -> Iterator[str]:
 @scenario("gui:readonly", "read-only workspace opened in the window: predict, edit, save", "error",
           r"Could not save saved: workspace <dir> is read-only", gui=True,
           known_bug="viewer: in a read-only workspace the prediction fails (the worker's cache write raises), "
-                    "an edit raises inside _on_mask_edited (set_status) and the save banner claims a journal that "
-                    "could not be written")
+                    "an edit raises inside _on_mask_edited (set_status), the save banner claims a journal that "
+                    "could not be written, and destroying a window whose undo stack is not clean raises in the "
+                    "cleanChanged lambda (QLabel already deleted)")
 def _gui_readonly(work: Path) -> Outcome:
     s = fresh_workspace(work, "ws-gui-ro")
     uncaught: list[str] = []
