@@ -82,7 +82,7 @@ import numpy as np
 
 from training.annotations import mask_to_coco_annotations, mask_to_labelme
 from training.imageio import TEMP_PREFIX, ImageReadError, encode_png, fsync_dir, sha256_bytes
-from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, safe_id
+from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, pid_alive, safe_id
 
 __all__ = [
     "FORMATS",
@@ -301,18 +301,6 @@ def _entries(fmt: str, nnunet_dir: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- DIR policy
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def _read_marker(out: Path) -> list[str] | None:
     """The entries a previous export recorded in DIR (safe names only), or None when there is none."""
     m = out / MARKER_NAME
@@ -342,7 +330,7 @@ def _prepare_out(out: Path, new_entries: list[str], force: bool, ws_root: Path) 
     others = []
     for e in os.scandir(out):
         m = _STAGING_RE.fullmatch(e.name)
-        if m and not _pid_alive(int(m.group(1))) and e.is_dir(follow_symlinks=False):
+        if m and not pid_alive(int(m.group(1))) and e.is_dir(follow_symlinks=False):
             shutil.rmtree(e.path, ignore_errors=True)  # leftover of a crashed export of ours
             continue
         if e.name in _IGNORABLE:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.imageio import TEMP_PREFIX
+from training.imageio import TEMP_PREFIX, fsync_dir
 
 JOURNAL_DIR = "recovery"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -65,7 +65,7 @@ def write_entry(workspace_root: Path, case_id: str, mask: np.ndarray, base_rev: 
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -103,17 +103,4 @@ def clear_entry(workspace_root: Path, case_id: str) -> None:
         path.unlink()
     except FileNotFoundError:
         return
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)

@@ -282,7 +282,8 @@ def dice_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return 2.0 * inter / (sa + sb), inter / union
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process id is running (temp files of live writers are never cleaned)."""
     if pid == os.getpid():
         return True
     try:
@@ -305,7 +306,7 @@ def _is_stale_temp(entry: os.DirEntry) -> bool:
         age = _dt.datetime.now().timestamp() - entry.stat(follow_symlinks=False).st_mtime
     except OSError:
         return False
-    return not _pid_alive(int(m.group(1))) or age > _TEMP_MAX_AGE_S
+    return not pid_alive(int(m.group(1))) or age > _TEMP_MAX_AGE_S
 
 
 def _rel(root: Path, p: Path) -> str:
