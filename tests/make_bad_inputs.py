@@ -242,7 +242,8 @@ def _norm(text: str, *roots: Path) -> str:
     """Replace temp folders by <dir> so messages read the same on every run."""
     for r in sorted({str(p) for p in roots}, key=len, reverse=True):
         text = text.replace(r, "<dir>")
-    return text.strip()
+    text = re.sub(r"file has [0-9a-f]{12}\.\.\.", "file has <sha256>...", text)  # random-init weights
+    return re.sub(r"orphan-[0-9a-f]{8}", "orphan-<random>", text).strip()
 
 
 # ======================================================================== workspace helpers
@@ -624,7 +625,7 @@ def _sqlite_full(work: Path) -> Outcome:
             msg, res = str(exc), "error"
     aside = sorted(p.name for p in (s.ws / "masks" / "saved").iterdir())
     return Outcome("Workspace.add_revision", res, _norm(msg, s.ws), None, still_intact(s) and no_temp_files(s.ws),
-                   notes=f"the written mask is kept aside, never deleted: {aside}")
+                   notes=_norm(f"the written mask is kept aside, never deleted: {aside}"))
 
 
 def _corrupt(kind: str, db: Path) -> None:
@@ -798,7 +799,7 @@ _MODEL_CASES = [
      r"not a valid safetensors file"),
     ("shapes", "weights with a wrong tensor shape", r"tensor dec_pred\.weight has shape \[2, 8, 1, 1\], config needs "
      r"\[1, 8, 1, 1\]"),
-    ("sha", "model card with a wrong sha256", r"sha256 mismatch: file has [0-9a-f]{12}\.\.\., card says "
+    ("sha", "model card with a wrong sha256", r"sha256 mismatch: file has (<sha256>|[0-9a-f]{12})\.\.\., card says "
      r"000000000000\.\.\. \(corrupt or replaced\)"),
 ]
 
@@ -1127,7 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             o = run_scenario(sc, Path(tmp) / re.sub(r"\W", "_", sc.key))
             problems = check(sc, o)
-            failures += bool(problems)
+            failures += bool(problems) != bool(sc.known_bug)  # a known bug must still fail; others must pass
             rows.append((sc, o))
             if args.json:
                 print(json.dumps({"key": sc.key, "what": sc.what, **{k: v for k, v in o.__dict__.items() if k != "raw"},
