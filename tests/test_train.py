@@ -48,14 +48,14 @@ def test_one_epoch_on_workspace_gives_loadable_model_with_complete_card(filled_w
 
     out = tmp_path / "run"
     rc = main(["--data", str(filled_workspace.root), "--epochs", "1", "--out", str(out),
-               "--model-id", "ws-ft-1", "--val-fraction", "0.34", *FAST])
+               "--model-id", "ws-ft-1", "--val-fraction", "0.34", "--progress-every", "1e-6", *FAST])
     assert rc == 0
     stdout = capsys.readouterr().out
     done = _last_json(stdout)
     assert done["event"] == "done"
     # every stdout line is one JSON object (the Train dialog parses them)
     events = [json.loads(ln)["event"] for ln in stdout.strip().splitlines()]
-    assert events[0] == "start" and "epoch" in events
+    assert events[0] == "start" and "epoch" in events and "step" in events
     net, card = load_model(done["model"])
     assert card["id"] == "ws-ft-1"
     assert card["input_size"] == 64
@@ -71,6 +71,7 @@ def test_one_epoch_on_workspace_gives_loadable_model_with_complete_card(filled_w
     assert card["training"]["epochs_done"] == 1 and card["training"]["images_seen"] == td["train"]["n_items"]
     # the run's log is JSON lines with the per-epoch numbers
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert "step" not in {r["event"] for r in log}  # progress lines are for stdout only
     ep = [r for r in log if r["event"] == "epoch"][0]
     for key in ("epoch", "loss_total", "loss_bce", "loss_dice", "val_dice", "lr", "images_per_s", "seconds"):
         assert key in ep, key

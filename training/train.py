@@ -2,8 +2,12 @@
 
 Why it looks like this:
 - The Train dialog runs this as a subprocess and reads stdout: every stdout line is one JSON
-  object (epoch lines while running), the last one ``{"event": "done", "model": ..., ...}``.
-  tqdm progress goes to stderr. The same lines go to ``<out>/log.jsonl``.
+  object: ``start``, ``resume``, ``step`` (progress inside an epoch, every --progress-every
+  seconds), ``epoch`` (losses, val Dice, lr, images/s, seconds), ``error``, and last
+  ``{"event": "done", "model": <card .json>, "metrics": {...}}``. tqdm progress goes to stderr.
+  All but the ``step`` lines also go to ``<out>/log.jsonl``.
+- With ``--max-minutes`` the learning-rate schedule and the progressive image size follow
+  max(share of steps done, share of the time budget used), so a time-boxed run still anneals.
 - A run may be stopped at any time (SIGTERM/SIGINT, ``--max-minutes``, the end of a session):
   the weights, optimizer and RNG state are checkpointed every epoch
   (``<out>/checkpoints/last.safetensors`` + ``last_state.pt``, the latter plain tensors and
@@ -11,8 +15,6 @@ Why it looks like this:
   epoch by validation Dice is kept as ``best.safetensors``; the exported model is the best one.
 - Augmentation randomness is a function of (seed, epoch, index) and the per-epoch order of
   (seed, epoch), so resuming gives the same images in the same order as an uninterrupted run.
-- With ``--max-minutes`` the learning-rate schedule and the progressive image size follow the
-  share of the time budget used (so a time-boxed run still anneals); otherwise the epochs.
 - Runs unchanged under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
   rank 0 validates and writes.
 """
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--no-tqdm", action="store_true")
+    p.add_argument("--progress-every", type=float, default=10.0,
+                   help="seconds between {'event': 'step'} progress lines on stdout (0: off)")
     p.add_argument("--register", action="store_true", help="workspace: also make the new model active")
     return p
 
@@ -211,12 +215,12 @@ class JsonLog:
         self.path = path
         self.enabled = enabled
 
-    def __call__(self, obj: dict) -> None:
+    def __call__(self, obj: dict, to_file: bool = True) -> None:
         if not self.enabled:
             return
         line = json.dumps(obj, default=_json_default)
         print(line, flush=True)
-        if self.path is not None:
+        if to_file and self.path is not None:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
 
@@ -454,6 +458,8 @@ def _run(args, argv: list[str]) -> int:
     start_epoch, step, elapsed = 0, 0, 0.0
     best, best_epoch, bad_vals = -1.0, -1, 0
     images_seen = 0
+    this_command = "python -m training train " + shlex.join(argv)
+    commands = [this_command]
     if args.resume:
         last_w, last_s = ckdir / "last.safetensors", ckdir / "last_state.pt"
         if not (last_w.exists() and last_s.exists()):
@@ -467,6 +473,7 @@ def _run(args, argv: list[str]) -> int:
         step, elapsed = int(st["step"]), float(st["elapsed"])
         best, best_epoch, bad_vals = float(st["best"]), int(st["best_epoch"]), int(st["bad_vals"])
         images_seen = int(st.get("images_seen", 0))
+        commands = [*json.loads(st.get("commands", "[]")), this_command]
         rng_key = f"rng_rank{rank}"
         if rng_key in st:
             torch.set_rng_state(st[rng_key])
@@ -553,7 +560,7 @@ def _run(args, argv: list[str]) -> int:
 
             bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{args.epochs} {size}px", file=sys.stderr,
                        dynamic_ncols=True, mininterval=2.0)
-        t_prev = time.time()
+        t_prev = t_progress = time.time()
         for batch in loader:
             t0 = time.time()
             prog = progress_now(step, elapsed)
@@ -598,6 +605,11 @@ def _run(args, argv: list[str]) -> int:
             if bar is not None:
                 bar.set_postfix(loss=f"{parts['total']:.3f}", lr=f"{lr:.2e}", refresh=False)
                 bar.update(1)
+            if main_rank and args.progress_every > 0 and time.time() - t_progress >= args.progress_every:
+                t_progress = time.time()
+                log({"event": "step", "epoch": epoch + 1, "epochs": args.epochs, "batch": n_batches,
+                     "batches": len(loader), "step": step, "loss": round(float(parts["total"]), 5),
+                     "lr": lr}, to_file=False)  # stdout only: the dialog's progress bar
             stop_now = stop_flag["stop"] or (budget_s is not None and elapsed >= budget_s)
             if ddp:
                 t = torch.tensor([1.0 if stop_now else 0.0], device=device)
@@ -662,6 +674,7 @@ def _run(args, argv: list[str]) -> int:
                 "model_id": model_id,
                 "config": json.dumps(cfg.to_dict()),
                 "args": json.dumps(vars(args)),
+                "commands": json.dumps(commands),
             }
             for r, s in enumerate(rng_states):
                 state[f"rng_rank{r}"] = s
@@ -710,7 +723,8 @@ def _run(args, argv: list[str]) -> int:
                 "train": train_ds.describe(),
                 "val": val_ds.describe() if val_ds is not None else None,
             },
-            "command": "python -m training train " + shlex.join(argv),
+            "command": this_command,
+            "commands": commands,  # every invocation of this run, the first one first (resumes)
             "parent": parent,
             "metrics": metrics,
             "training": {
