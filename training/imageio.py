@@ -4,7 +4,8 @@ Why this module exists: every image that enters the app comes from a user's fold
 truncated, mislabelled, enormous (decompression bomb), 16-bit, grey, RGBA or CMYK, and may have a
 non-UTF-8 or very long name. Everything is read as bytes (``numpy.fromfile``) and decoded with
 ``cv2.imdecode`` so the path never goes through OpenCV's narrow-char file API, and the pixel count
-is checked from the PNG/JPEG/BMP header *before* the pixels are decoded.
+is checked from the PNG/JPEG/BMP/TIFF/WebP header *before* the pixels are decoded. Only regular
+files are read (a named pipe would block forever, a device never ends).
 
 No torch, no Qt here (the viewer and the store use it without them).
 """
