@@ -886,7 +886,7 @@ def _banner(win: object) -> str:
 
 @scenario("gui:disk_full_save", "disk full (ENOSPC) when the window saves an edit", "error",
           r"Could not save saved: cannot write revision .*: No space left on device\. Your edits are kept in the "
-          r"recovery journal\.", gui=True)
+          r"recovery journal and offered again at the next start\.", gui=True)
 def _gui_enospc(work: Path) -> Outcome:
     from training import imageio, recovery
 
@@ -1043,11 +1043,7 @@ def read_only(ws: Path) -> Iterator[str]:
 
 
 @scenario("gui:readonly", "read-only workspace opened in the window: predict, edit, save", "error",
-          r"Could not save saved: workspace <dir> is read-only", gui=True,
-          known_bug="viewer: in a read-only workspace the prediction fails (the worker's cache write raises), "
-                    "an edit raises inside _on_mask_edited (set_status), the save banner claims a journal that "
-                    "could not be written, and destroying a window whose undo stack is not clean raises in the "
-                    "cleanChanged lambda (QLabel already deleted)")
+          r"Could not save saved: workspace <dir> is read-only", gui=True)
 def _gui_readonly(work: Path) -> Outcome:
     s = fresh_workspace(work, "ws-gui-ro")
     uncaught: list[str] = []

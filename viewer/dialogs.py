@@ -174,6 +174,11 @@ class _ImportThread(QThread):
             self.finishedWith.emit(exc)
 
 
+def _printable(path: str) -> str:
+    """A file name with undecodable bytes shown as U+FFFD instead of silently dropped."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 class ImportDialog(QDialog):
     """File ▸ Import: pick a folder or CSV, import it in a background thread, show what was skipped."""
 
@@ -244,7 +249,7 @@ class ImportDialog(QDialog):
         skipped = result.get("skipped", [])
         if skipped:
             lines.append(f"\nSkipped {len(skipped)} file(s):")
-            lines += [f"  • {s['path']}: {s['reason']}" for s in skipped]
+            lines += [f"  • {_printable(s['path'])}: {s['reason']}" for s in skipped]
         self.report.setPlainText("\n".join(lines))
 
     def wait_done(self, ms: int = 60000) -> bool:

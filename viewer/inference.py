@@ -191,9 +191,10 @@ class InferenceWorker(QThread):
         prob = np.asarray(pred.prob)
         if prob.dtype != np.uint8:
             prob = np.clip(np.rint(prob.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-        self._ws.save_prediction(case_id, model_id, prob)
-        if case.status == "new":
-            self._ws.set_status(case_id, "predicted", author="model")
+        if not self._ws.readonly:  # a read-only workspace still gets predictions, just no cache
+            self._ws.save_prediction(case_id, model_id, prob)
+            if case.status == "new":
+                self._ws.set_status(case_id, "predicted", author="model")
         return PredictionResult(request_id, case_id, model_id, prob, np.asarray(pred.mask, bool),
                                 dict(pred.ms))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoGroup, QUndoStack
 from PySide6.QtWidgets import (
@@ -45,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from training import recovery
+from training.store import WorkspaceError
 from viewer import mask_ops
 from viewer.inference import InferenceWorker, PredictionResult, PredictorFactory
 from viewer.pair_view import LAYOUTS, PairView
@@ -157,6 +159,7 @@ class MainWindow(QMainWindow):
         self.worklist.setAlternatingRowColors(True)
         self.worklist.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.worklist.horizontalHeader().setStretchLastSection(True)
+        self.worklist.horizontalHeader().setResizeContentsPrecision(200)  # column widths from 200 rows, not 10,000
         self.worklist.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         lay.addWidget(self.worklist, 1)
         self.worklist_summary = QLabel()
@@ -452,14 +455,17 @@ class MainWindow(QMainWindow):
             return False
         self._close_workspace()
         self.ws = ws
-        self.setWindowTitle(f"{APP_NAME} — {ws.root.name}")
+        self.setWindowTitle(f"{APP_NAME} — {ws.root.name}" + (" (read-only)" if ws.readonly else ""))
         self.settings.setValue("last_workspace", str(ws.root))
         model_path = ws.active_model_path()
         self._start_worker(model_path)
         self.reload_worklist()
-        self._offer_recovery()
+        if not ws.readonly:
+            self._offer_recovery()
         if self.worklist_proxy.rowCount() > 0:
             self._select_proxy_row(self._first_unreviewed_row())
+        if ws.readonly:
+            self.pair.show_error(f"{ws.root} is read-only: you can look and predict, but nothing can be saved here.")
         return True
 
     def _start_worker(self, model_path: Path | None) -> None:
@@ -594,7 +600,7 @@ class MainWindow(QMainWindow):
         stack.setUndoLimit(UNDO_LIMIT_PER_CASE)
         self.undo_group.addStack(stack)
         session = CaseSession(case.id, np.ascontiguousarray(mask), stack, base_rev, model_id, None, source)
-        stack.cleanChanged.connect(lambda _clean: self._update_case_label())
+        stack.cleanChanged.connect(self._on_clean_changed)
         self.sessions[case.id] = session
         self._evict_sessions()
         return session
@@ -609,6 +615,10 @@ class MainWindow(QMainWindow):
                     break
             else:
                 return
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        if shiboken6.isValid(self.case_label):  # stacks may outlive the labels while the window is torn down
+            self._update_case_label()
 
     def current_session(self) -> CaseSession | None:
         return self.sessions.get(self.current_case_id) if self.current_case_id else None
@@ -718,17 +728,26 @@ class MainWindow(QMainWindow):
         if s is None or self.ws is None:
             return
         if s.dirty:
+            self.autosave_timer.start()
             try:
                 recovery.write_entry(self.ws.root, case_id, s.mask, s.base_rev, s.model_id, self.author)
+                s.journaled = True
             except OSError as exc:
-                self.pair.show_error(f"Could not write the recovery journal: {exc}. Save soon (Ctrl+S).")
+                s.journaled = False
+                self.pair.show_error(f"Could not write the recovery journal ({exc.strerror or exc}): these edits are "
+                                     "only in memory until they are saved.")
             case = self.ws.case(case_id)
-            if case.status not in ("in_progress",):
-                self.ws.set_status(case_id, "in_progress", author=self.author)
-                self.worklist_model.update_case(self.ws.case(case_id))
-            self.autosave_timer.start()
+            if case.status != "in_progress" and not self.ws.readonly:
+                try:
+                    self.ws.set_status(case_id, "in_progress", author=self.author)
+                    self.worklist_model.update_case(self.ws.case(case_id))
+                except WorkspaceError as exc:
+                    self.pair.show_error(str(exc))
         else:
-            recovery.clear_entry(self.ws.root, case_id)
+            try:
+                recovery.clear_entry(self.ws.root, case_id)
+            except OSError:
+                pass
         self._update_case_label()
 
     def save_current(self, reason: str = "manual") -> Any:
@@ -747,7 +766,11 @@ class MainWindow(QMainWindow):
                                        reference_prob=s.prob)
             self.ws.set_status(s.case_id, status, author=self.author)
         except Exception as exc:  # noqa: BLE001 - disk full, read-only...: the journal keeps the work
-            msg = f"Could not save {s.case_id}: {exc}. Your edits are kept in the recovery journal."
+            where = ("Your edits are kept in the recovery journal and offered again at the next start."
+                     if s.journaled else
+                     "Your edits are only in memory: keep ADF Viewer open, free disk space or make the "
+                     "workspace writable, then press Ctrl+S.")
+            msg = f"Could not save {s.case_id}: {exc}. {where}"
             self.pair.show_error(msg)
             self.statusBar().showMessage(msg, 15000)
             return None

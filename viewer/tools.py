@@ -53,6 +53,7 @@ class CaseSession:
     mask_source: str = "empty"            # "revision" | "model" | "empty"
     saved_index: int = 0                  # undo index at the last save
     strokes: dict[str, np.ndarray] = field(default_factory=dict)  # GrabCut seeds: "fg", "bg"
+    journaled: bool = False               # the unsaved edits are in the recovery journal
 
     @property
     def dirty(self) -> bool:

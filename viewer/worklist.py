@@ -24,7 +24,6 @@ STATUS_LABELS = {
 }
 COLUMNS = ("Case", "Patient", "Status", "Dice model/human", "Last edited")
 CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL = range(5)
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
 Index = QModelIndex | QPersistentModelIndex
@@ -41,7 +40,7 @@ class WorklistModel(QAbstractTableModel):
     def set_cases(self, cases: Iterable[Any]) -> None:
         self.beginResetModel()
         self._cases = list(cases)
-        self._row_of = {c.id: i for i, c in enumerate(self._cases)}
+        self._sort_rows()
         self.endResetModel()
 
     def update_case(self, case: Any) -> None:
@@ -51,6 +50,37 @@ class WorklistModel(QAbstractTableModel):
             return
         self._cases[row] = case
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        if self._sort_column in (STATUS_COL, DICE_COL, EDITED_COL):  # the row may have to move
+            self.layoutAboutToBeChanged.emit()
+            old = {c.id: i for i, c in enumerate(self._cases)}
+            self._sort_rows()
+            self._move_persistent(old)
+            self.layoutChanged.emit()
+
+    # Sorting lives here, in Python's sort over precomputed keys: a QSortFilterProxyModel sort
+    # would call data() from C++ for every comparison (10,000 rows: over a second).
+    _sort_column = CASE_COL
+    _sort_order = Qt.SortOrder.AscendingOrder
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.layoutAboutToBeChanged.emit()
+        old = {c.id: i for i, c in enumerate(self._cases)}
+        self._sort_column, self._sort_order = column, order
+        self._sort_rows()
+        self._move_persistent(old)
+        self.layoutChanged.emit()
+
+    def _sort_rows(self) -> None:
+        self._cases.sort(key=lambda c: sort_key(c, self._sort_column),
+                         reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
+        self._row_of = {c.id: i for i, c in enumerate(self._cases)}
+
+    def _move_persistent(self, old_rows: dict[str, int]) -> None:
+        ids = {i: cid for cid, i in old_rows.items()}
+        for idx in self.persistentIndexList():
+            cid = ids.get(idx.row())
+            if cid is not None:
+                self.changePersistentIndex(idx, self.index(self._row_of[cid], idx.column()))
 
     def case_at(self, row: int) -> Any:
         return self._cases[row]
@@ -88,12 +118,6 @@ class WorklistModel(QAbstractTableModel):
                 return "" if case.dice_vs_model is None else f"{case.dice_vs_model:.3f}"
             if col == EDITED_COL:
                 return (case.updated_at or "")[:16].replace("T", " ")
-        if role == SORT_ROLE:
-            if col == DICE_COL:
-                return -1.0 if case.dice_vs_model is None else float(case.dice_vs_model)
-            if col == STATUS_COL:
-                return list(STATUS_COLORS).index(case.status) if case.status in STATUS_COLORS else 99
-            return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == Qt.ItemDataRole.ForegroundRole and col == STATUS_COL:
             return QBrush(STATUS_COLORS.get(case.status, QColor(200, 200, 200)))
         if role == Qt.ItemDataRole.ToolTipRole and col == STATUS_COL and case.status == "excluded":
@@ -103,6 +127,20 @@ class WorklistModel(QAbstractTableModel):
         return None
 
 
+def sort_key(case: Any, column: int) -> Any:
+    """The value a column sorts by (no Qt call involved)."""
+    if column == PATIENT_COL:
+        return (case.patient_id or "", case.id)
+    if column == STATUS_COL:
+        order = list(STATUS_COLORS)
+        return (order.index(case.status) if case.status in order else 99, case.id)
+    if column == DICE_COL:
+        return (-1.0 if case.dice_vs_model is None else float(case.dice_vs_model), case.id)
+    if column == EDITED_COL:
+        return (case.updated_at or "", case.id)
+    return case.id
+
+
 class WorklistFilter(QSortFilterProxyModel):
     """Status filter (a set of statuses, empty = all) plus case/patient text search."""
 
@@ -110,8 +148,13 @@ class WorklistFilter(QSortFilterProxyModel):
         super().__init__(parent)
         self._statuses: set[str] = set()
         self._text = ""
-        self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(True)
+        self.setDynamicSortFilter(False)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorting is done by the source model (fast); the proxy keeps its order and only filters."""
+        source = self.sourceModel()
+        if source is not None and column >= 0:
+            source.sort(column, order)
 
     def set_statuses(self, statuses: Iterable[str]) -> None:
         self._refilter(lambda: setattr(self, "_statuses", set(statuses)))
