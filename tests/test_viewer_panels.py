@@ -158,3 +158,35 @@ def test_window_state_and_last_workspace_are_remembered(qtbot, tmp_path, gui_wor
     assert win2.pair.layout_mode == "swapped"
     assert win2.overlay_mode.currentData() == "fill"
     assert choose_workspace(None, win2.settings) == Path(gui_workspace)
+
+
+def test_layouts_and_nbi_labels(qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
+    win = make_window(qtbot, tmp_path, FakePredictor())
+    assert win.open_workspace(gui_workspace)
+    wli_box, nbi_box = win.pair.containers["wli"], win.pair.containers["nbi"]
+    qtbot.keyClick(win, Qt.Key.Key_F6)     # WLI only
+    assert wli_box.isVisible() and not nbi_box.isVisible()
+    qtbot.keyClick(win, Qt.Key.Key_F7)     # NBI only
+    assert not wli_box.isVisible() and nbi_box.isVisible()
+    qtbot.keyClick(win, Qt.Key.Key_F8)     # swapped: NBI on the left
+    assert win.pair.splitter.indexOf(nbi_box) == 0 and wli_box.isVisible() and nbi_box.isVisible()
+    qtbot.keyClick(win, Qt.Key.Key_F5)
+    assert win.pair.splitter.indexOf(wli_box) == 0
+    win.open_case("alpha")
+    assert "SYNTHETIC" in win.pair.titles["nbi"].text()
+    win.open_case("gamma")
+    assert "No NBI" in win.pair.titles["nbi"].text()
+    assert not win.pair.image_items["nbi"].isVisible()
+
+
+def test_the_window_module_does_not_import_torch() -> None:
+    """torch loads in the inference thread, after the window is shown."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, '.'); import viewer.app, viewer.main_window, viewer.dialogs; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

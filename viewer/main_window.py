@@ -566,7 +566,7 @@ class MainWindow(QMainWindow):
         self.image_rgb = wli
         session = self._session_for(case, wli.shape[:2])
         if nbi is None:
-            label = "NBI — none for this case (WLI-only prediction)"
+            label = "No NBI for this case — WLI-only prediction"
         elif case.nbi_synthetic:
             label = "NBI — SYNTHETIC (generated from WLI)"
         else:
