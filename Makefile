@@ -26,5 +26,11 @@ lint: venv
 bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; QT_QPA_PLATFORM=offscreen $(VPY) $$b || exit 1; done
 
+package: venv
+	$(VPY) packaging/build.py
+
+package-test: venv
+	$(VPY) packaging/build.py --if-needed --test
+
 clean:
 	rm -rf build dist .pytest_cache
