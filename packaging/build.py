@@ -10,10 +10,12 @@ made from exactly the current inputs (a hash of the app's code, resources, spec 
 
 Test (``--test``), all headless and in a throw-away HOME, from a foreign working directory:
   1. ``ADF-Viewer --self-test``: window + one prediction with the bundled model, JSON ok;
-  2. ``ADF-Viewer -m training <cmd> --help`` for every command (all modules were bundled);
-  3. ``-m training import`` of the bundled demo pairs + a 1-step ``train`` on them: the frozen
+  2. ``ADF-Viewer`` as on a first double-click: the demo workspace is built in the user data
+     folder and the first prediction is painted (ADF_VIEWER_REPORT_STARTUP=exit closes it);
+  3. ``ADF-Viewer -m training <cmd> --help`` for every command (all modules were bundled);
+  4. ``-m training import`` of the bundled demo pairs + a 1-step ``train`` on them: the frozen
      training path the Train dialog uses (torch autograd/optimiser without the excluded extras);
-  4. the bundle folder is byte-for-byte unchanged afterwards (the app never writes into it).
+  5. the bundle folder is byte-for-byte unchanged afterwards (the app never writes into it).
 
 Last stdout line: one JSON object (build seconds, bundle bytes, bytes pruned, test results).
 """
@@ -139,13 +141,20 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tupl
     return p.returncode, p.stdout, p.stderr, time.perf_counter() - t0
 
 
+def _json_or_empty(line: str) -> dict:
+    if line.startswith("{"):
+        try:
+            value = json.loads(line)
+            return value if isinstance(value, dict) else {}
+        except json.JSONDecodeError:
+            pass
+    return {}
+
+
 def _last_json(text: str) -> dict:
     for line in reversed(text.splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        if value := _json_or_empty(line):
+            return value
     return {}
 
 
@@ -166,6 +175,14 @@ def test_bundle(bundle: Path, timeout: float = 600.0) -> dict:
         res["self_test"] = {"rc": rc, "s": round(secs, 1), **st}
         if rc != 0 or not st.get("ok"):
             failures.append(f"--self-test rc={rc}: {st.get('error') or err[-1500:]}")
+        # a first double-click: no --workspace, so the demo workspace is built in the user data folder
+        rc, out, err, secs = _run([str(exe)], {**env, "ADF_VIEWER_REPORT_STARTUP": "exit"}, tmp, timeout)
+        events = {e.get("event") for e in map(_json_or_empty, out.splitlines())}
+        demo_ws = tmp / "home" / "data" / "adf-viewer" / "demo-workspace" / "workspace.sqlite"
+        res["first_start"] = {"rc": rc, "s": round(secs, 1), "events": sorted(e for e in events if e),
+                              "demo_workspace_in_user_data": demo_ws.is_file()}
+        if rc != 0 or "first_overlay" not in events or not demo_ws.is_file():
+            failures.append(f"first start (demo workspace in the user data folder) rc={rc}: {err[-1500:]}")
         helps = {}
         for cmd in TRAINING_COMMANDS:
             rc, out, err, secs = _run([str(exe), "-m", "training", cmd, "--help"], env, tmp, timeout)
