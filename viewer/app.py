@@ -42,6 +42,12 @@ def make_app(argv: list[str] | None = None) -> Any:
     qss = resource_path("style.qss")
     if qss.is_file():
         app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    icon = resource_path("icons", "adf-viewer.png")
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
+    app.setDesktopFileName("adf-viewer")  # matches packaging/linux/adf-viewer.desktop (dock icon on Wayland)
     return app
 
 

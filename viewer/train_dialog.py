@@ -164,7 +164,9 @@ class TrainDialog(QDialog):
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")
         self.process.setProcessEnvironment(env)
-        self.process.setWorkingDirectory(str(ROOT))
+        # From source, `python -m training` needs the repository as its working folder; the frozen app
+        # carries its modules, so it runs in the workspace and never touches its own folder.
+        self.process.setWorkingDirectory(str(self.workspace_root if getattr(sys, "frozen", False) else ROOT))
         self.process.readyReadStandardOutput.connect(self._read_stdout)
         self.process.readyReadStandardError.connect(self._read_stderr)
         self.process.finished.connect(self._on_finished)
