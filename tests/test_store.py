@@ -410,3 +410,15 @@ def test_registered_model_loads_when_its_id_differs_from_its_file_name(workspace
     assert mid == "fine-tuned-7"
     net, loaded = load_model(workspace.active_model_path())
     assert loaded["id"] == "fine-tuned-7" and loaded["weights"] == "fine-tuned-7.safetensors"
+
+
+def test_conditional_status_change_never_undoes_a_newer_status(filled_workspace: Workspace, tmp_path: Path) -> None:
+    """A background 'new -> predicted' from a second connection loses against a clinician's 'excluded'."""
+    ws = filled_workspace
+    cid = ws.cases()[0].id
+    ws.set_status(cid, "new")
+    with Workspace.open(ws.root) as other:          # the inference worker's own connection
+        ws.set_status(cid, "excluded", reason="blurred")
+        assert other.set_status(cid, "predicted", only_from=("new",)) is False
+    assert ws.case(cid).status == "excluded" and ws.case(cid).exclude_reason == "blurred"
+    assert ws.set_status(cid, "new") is True

@@ -997,17 +997,26 @@ class Workspace:
         return decode_mask(data, revision.mask_path)
 
     # ---------------------------------------------------------------- status
-    def set_status(self, case_id: str, status: str, reason: str | None = None, author: str | None = None) -> None:
-        """Set a case's status (one of STATUSES); "excluded" keeps ``reason``; logged."""
+    def set_status(self, case_id: str, status: str, reason: str | None = None, author: str | None = None,
+                   only_from: Iterable[str] | None = None) -> bool:
+        """Set a case's status (one of STATUSES); "excluded" keeps ``reason``; logged.
+
+        ``only_from``: change it only if the current status is one of these, checked inside the same
+        write transaction (a background "new -> predicted" must not undo a clinician's "excluded"
+        written a moment earlier by another connection). Returns whether the status was set.
+        """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
         with self._write() as db:
             row = db.execute("SELECT status FROM cases WHERE id = ?", (case_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no case {case_id!r}")
+            if only_from is not None and row[0] not in set(only_from):
+                return False
             db.execute("UPDATE cases SET status=?, exclude_reason=?, updated_at=? WHERE id=?",
                        (status, reason if status == "excluded" else None, _now(), case_id))
             self._event(db, "status", case_id, {"from": row[0], "to": status, "reason": reason, "author": author})
+        return True
 
     # ---------------------------------------------------------------- prediction cache
     def prediction_path(self, case_id: str, model_id: str) -> Path:

@@ -193,8 +193,8 @@ class InferenceWorker(QThread):
             prob = np.clip(np.rint(prob.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
         if not self._ws.readonly:  # a read-only workspace still gets predictions, just no cache
             self._ws.save_prediction(case_id, model_id, prob)
-            if case.status == "new":
-                self._ws.set_status(case_id, "predicted", author="model")
+            if case.status == "new":  # re-checked in the write: the clinician may have excluded it meanwhile
+                self._ws.set_status(case_id, "predicted", author="model", only_from=("new",))
         return PredictionResult(request_id, case_id, model_id, prob, np.asarray(pred.mask, bool),
                                 dict(pred.ms))
 
