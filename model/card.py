@@ -144,7 +144,7 @@ def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu"
     except (SafetensorError, ValueError, RuntimeError, OSError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelFileError(wpath, f"not a valid safetensors file ({first})") from None
-    net = ADFNet(cfg)
+    net = ADFNet(cfg, init_weights=False)  # every weight comes from the file (checked below)
     want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     have = {k: tuple(v.shape) for k, v in state.items()}
     missing = sorted(set(want) - set(have))
@@ -157,6 +157,6 @@ def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu"
     if bad:
         k = bad[0]
         raise ModelFileError(wpath, f"tensor {k} has shape {list(have[k])}, config needs {list(want[k])}")
-    net.load_state_dict(state, strict=True)
+    net.load_state_dict(state, strict=True, assign=True)  # take the loaded tensors, no second copy
     net.to(map_location).eval()
     return net, card
