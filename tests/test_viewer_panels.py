@@ -190,3 +190,49 @@ def test_the_window_module_does_not_import_torch() -> None:
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_cached_prediction_is_shown_before_the_model_has_loaded(qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
+    """The first overlay of a pre-annotated case needs no torch: the cache is read first."""
+    import threading
+
+    import torch
+
+    from model.adf import ADFNet
+    from model.card import save_model
+    from model.config import get_preset
+    from training.store import Workspace
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "m" / "adf-cached", {"id": "adf-cached"})
+    with Workspace.open(gui_workspace) as ws:
+        ws.register_model(card, activate=True)
+        cached = {}
+        for c in ws.cases():
+            prob = np.zeros((c.height, c.width), np.uint8)
+            prob[10:40, 20:60] = 240
+            ws.save_prediction(c.id, "adf-cached", prob)
+            cached[c.id] = prob
+    release = threading.Event()
+    loads: list[object] = []
+
+    def slow_factory(path, device):  # noqa: ANN001, ANN202
+        loads.append(path)
+        release.wait(20)
+        return FakePredictor("adf-cached")
+
+    from viewer.app import make_app, settings_at
+    from viewer.main_window import MainWindow
+
+    make_app()
+    win = MainWindow(settings_at(tmp_path / "s.ini"), device="cpu", predictor_factory=slow_factory)
+    qtbot.addWidget(win)
+    win.show()
+    assert win.open_workspace(gui_workspace)
+    wait_for_prediction(qtbot, win)
+    s = win.current_session()
+    assert np.array_equal(s.prob, cached[s.case_id])
+    assert s.mask[20, 30] and not s.mask[5, 5]
+    release.set()
+    qtbot.waitUntil(lambda: win.device_label.text().startswith("CPU"), timeout=20000)

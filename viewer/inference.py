@@ -153,6 +153,8 @@ class InferenceWorker(QThread):
                     result = self._predict(job[0], job[1])
                     if result is not None:
                         self.resultReady.emit(result)
+                    if result is not None and result.from_cache and self._predictor is None:
+                        self._ensure_predictor()  # so the status bar can say where the model runs
                 except Exception as exc:  # noqa: BLE001
                     self.failed.emit(job[0], job[1], _describe(exc))
                 finally:
@@ -176,14 +178,28 @@ class InferenceWorker(QThread):
                                   str(getattr(self._predictor, "model_id", "")))
         return self._predictor
 
+    def _card_model_id(self) -> str | None:
+        """The active model's id from its JSON card (no torch needed to find a cached prediction)."""
+        if self._predictor is not None:
+            return str(self._predictor.model_id)
+        if self.model_path is None:
+            return None
+        try:
+            import json
+
+            return str(json.loads(Path(self.model_path).with_suffix(".json").read_text(encoding="utf-8"))["id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def _predict(self, request_id: int, case_id: str) -> PredictionResult | None:
-        predictor = self._ensure_predictor()
-        model_id = str(predictor.model_id)
         t0 = time.perf_counter()
-        cached = self._ws.cached_prediction(case_id, model_id)
-        if cached is not None:
+        model_id = self._card_model_id()
+        cached = self._ws.cached_prediction(case_id, model_id) if model_id else None
+        if cached is not None:  # shown at once; torch and the model load only when a case needs them
             return PredictionResult(request_id, case_id, model_id, cached, mask_from_prob(cached),
                                     {"total": (time.perf_counter() - t0) * 1000.0}, from_cache=True)
+        predictor = self._ensure_predictor()
+        model_id = str(predictor.model_id)
         case = self._ws.case(case_id)
         wli = self._ws.load_wli(case_id)
         nbi = self._ws.load_nbi(case_id)
