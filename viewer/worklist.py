@@ -11,12 +11,12 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor
 
 STATUS_COLORS = {
-    "new": QColor(120, 120, 120),
-    "predicted": QColor(66, 133, 244),
+    "new": QColor(178, 178, 178),
+    "predicted": QColor(110, 168, 255),
     "in_progress": QColor(230, 145, 56),
-    "corrected": QColor(142, 68, 173),
+    "corrected": QColor(190, 130, 230),
     "approved": QColor(46, 160, 67),
-    "excluded": QColor(192, 57, 43),
+    "excluded": QColor(240, 100, 90),
 }
 STATUS_LABELS = {
     "new": "new", "predicted": "predicted", "in_progress": "in progress", "corrected": "corrected",
