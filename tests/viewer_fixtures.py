@@ -1,7 +1,7 @@
 """Shared fixtures for the GUI tests: a small generated workspace, fake predictors, mouse helpers.
 
 Images are generated here (textured, so registration finds features) rather than read from
-../shared; the NBI side is pseudo-NBI warped by a known homography.
+the shared public data folder; the NBI side is pseudo-NBI warped by a known homography.
 """
 from __future__ import annotations
 
