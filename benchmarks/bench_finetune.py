@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--model", default=str(ROOT / "resources" / "models" / "adf-tiny.json"))
+    ap.add_argument("--lr", default=None, help="peak learning rate (default: the trainer's fine-tuning default)")
     args = ap.parse_args()
     import cv2
 
@@ -75,7 +76,7 @@ def main() -> int:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(ws_path), "--init", args.model,
                                "--epochs", str(args.epochs), "--val-fraction", "0", "--out", str(out), "--model-id",
-                               "adf-finetuned-bench", "--no-tqdm"], capture_output=True, text=True, cwd=ROOT,
+                               "adf-finetuned-bench", "--no-tqdm", *(["--lr", args.lr] if args.lr else [])], capture_output=True, text=True, cwd=ROOT,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
         seconds = time.perf_counter() - t0
         if proc.returncode != 0:
@@ -86,7 +87,8 @@ def main() -> int:
     result = {"cases": summary["imported"], "epochs": args.epochs, "seconds": round(seconds, 1),
               "dice_before": round(before["dice"], 4), "dice_after": round(after["dice"], 4),
               "dice_gain": round(after["dice"] - before["dice"], 4), "held_out": len(test_names),
-              "iou_before": round(before["iou"], 4), "iou_after": round(after["iou"], 4), "threads": os.cpu_count()}
+              "iou_before": round(before["iou"], 4), "iou_after": round(after["iou"], 4), "threads": os.cpu_count(),
+              "lr": args.lr or "trainer default"}
     print(json.dumps(result))
     return 0
 
