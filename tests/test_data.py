@@ -159,7 +159,7 @@ def test_export_folder_dataset(tmp_path: Path):
         ExportFolderDataset(tmp_path, None)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"public data sets not present at {SHARED} (a fresh clone lacks ../shared)")
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"public data sets not present at {SHARED} (a fresh clone has no shared data folder beside it)")
 def test_public_dataset_fixed_split(tmp_path):
     from training.data import PublicDataset, kvasir_split, vocalfolds_split, write_public_eval_csvs
 

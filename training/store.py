@@ -314,6 +314,12 @@ def _rel(root: Path, p: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------- workspace
+def _read_image(path: Path) -> tuple[bytes, np.ndarray, str]:
+    """The original bytes (copied on import), the decoded RGB image and the bytes' sha256."""
+    data = _read_file(path)
+    return data, decode_rgb(data, path), sha256_bytes(data)
+
+
 class Workspace:
     """An open workspace. Thread-safe (one connection guarded by a lock); use as a context manager."""
 
@@ -717,21 +723,17 @@ class Workspace:
         """
         wli_path = Path(wli_path)
         try:
-            wli_bytes = _read_file(wli_path)
-            wli = decode_rgb(wli_bytes, wli_path)
+            wli_bytes, wli, wli_sha = _read_image(wli_path)
         except ImageReadError as exc:
             return None, f"WLI: {exc.reason}"
-        wli_sha = sha256_bytes(wli_bytes)
         nbi_bytes = nbi = None
         nbi_sha = ""
         if nbi_path is not None:
             nbi_path = Path(nbi_path)
             try:
-                nbi_bytes = _read_file(nbi_path)
-                nbi = decode_rgb(nbi_bytes, nbi_path)
+                nbi_bytes, nbi, nbi_sha = _read_image(nbi_path)
             except ImageReadError as exc:
                 return None, f"NBI unreadable: {exc.reason}"
-            nbi_sha = sha256_bytes(nbi_bytes)
         existing = self.find_case_by_hash(wli_sha, nbi_sha)
         if existing is not None:
             return None, "duplicate"

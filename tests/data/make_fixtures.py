@@ -1,6 +1,6 @@
-"""Maintainer tool: (re)build the tiny test fixtures in tests/data/ from ../shared/data.
+"""Maintainer tool: (re)build the tiny test fixtures in tests/data/ from the shared public data folder beside the checkout.
 
-Tests never read ../shared; they use the files this script wrote (committed, CC BY 4.0, see
+Tests never read that folder; they use the files this script wrote (committed, CC BY 4.0, see
 ATTRIBUTION.md). Run from the repository root: ``.venv/bin/python tests/data/make_fixtures.py``.
 """
 from __future__ import annotations
