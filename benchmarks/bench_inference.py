@@ -3,7 +3,8 @@
 Both go through the same Predictor pre/post-processing on a 512x512 WLI/NBI pair (the U-Net
 sees only WLI: it is single-stream) at the ADF config's input size.  Uses the bundled
 resources/models/adf-tiny.json when present, else a random-init tiny model (timing does not
-depend on the weights).  Last stdout line: one JSON object
+depend on the weights).  The ADF time includes every test-time flip view its card asks for
+(``adf_views`` network passes, as the app runs it); the U-Net runs one.  Last stdout line: one JSON object
 {"adf_ms", "unet_ms", "ratio", "adf_params_m", "unet_params_m", ...}.
 
     .venv/bin/python benchmarks/bench_inference.py [--repeats 30]
@@ -104,6 +105,7 @@ def main() -> None:
         "adf_min_ms": round(min(adf_ts), 2),
         "unet_min_ms": round(min(unet_ts), 2),
         "input_size": adf.input_size,
+        "adf_views": len(adf.flips),  # test-time flip views the card asks for (each is one network pass)
         "threads": torch.get_num_threads(),
         "weights": source,
     }

@@ -26,6 +26,9 @@ from model.config import ADFConfig
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "id", "preset", "config", "weights", "sha256")
+# Optional card key "test_time_flips": the predictor averages the probabilities of these views
+# (un-flipped back); absent = ["none"]. Dimensions are of an NCHW tensor.
+TEST_TIME_FLIPS: dict[str, tuple[int, ...]] = {"none": (), "h": (3,), "v": (2,), "hv": (2, 3)}
 
 
 class ModelFileError(ValueError):
@@ -114,7 +117,15 @@ def read_card(path: os.PathLike | str) -> tuple[dict, Path]:
         raise ModelFileError(js, f"model card lacks {', '.join(missing)}")
     if card["format_version"] != FORMAT_VERSION:
         raise ModelFileError(js, f"unsupported format_version {card['format_version']!r} (this app reads {FORMAT_VERSION})")
+    flips = card.get("test_time_flips", ["none"])
+    if not isinstance(flips, list) or not flips or any(f not in TEST_TIME_FLIPS for f in flips) or len(set(flips)) != len(flips):
+        raise ModelFileError(js, f"test_time_flips must be a non-empty list of distinct {sorted(TEST_TIME_FLIPS)}, got {flips!r}")
     return card, js
+
+
+def test_time_flips(card: dict) -> list[tuple[int, ...]]:
+    """The flip views a card asks the predictor to average (read_card has checked them)."""
+    return [TEST_TIME_FLIPS[f] for f in card.get("test_time_flips", ["none"])]
 
 
 def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu") -> tuple[ADFNet, dict]:

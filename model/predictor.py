@@ -8,7 +8,10 @@ cost 6-40 s at app start.
 
 Pre-processing: NBI is warped into the WLI frame with the case's homography (NBI -> WLI), both
 images are resized to the model's square input size (no letterbox: training does the same) and
-normalised with the card's mean/std.  Post-processing is `model.postprocess.postprocess_mask`
+normalised with the card's mean/std.  Test-time augmentation: when the card lists
+``test_time_flips`` (e.g. ``["none", "h"]``) the views are run as one batch and their
+probabilities, flipped back, are averaged; ``tta=False`` runs the plain view only (ablations,
+speed).  Post-processing is `model.postprocess.postprocess_mask`
 on the uint8 probability, the same rule the viewer applies to a cached prediction.
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 
 from model.adf import ADFNet
-from model.card import load_model
+from model.card import load_model, test_time_flips
 from model.config import ADFConfig
 from model.postprocess import postprocess_mask
 
@@ -107,8 +110,10 @@ def choose_device(requested: str = "auto") -> tuple[str, str]:
 class Predictor:
     """A loaded model ready to segment pairs; see the module docstring."""
 
-    def __init__(self, net: ADFNet, card: dict, device: str = "cpu", device_reason: str = "CPU — requested") -> None:
+    def __init__(self, net: ADFNet, card: dict, device: str = "cpu", device_reason: str = "CPU — requested",
+                 tta: bool = True) -> None:
         self.card = card
+        self.flips: list[tuple[int, ...]] = test_time_flips(card) if tta else [()]
         self.cfg: ADFConfig = net.cfg
         self.model_id: str = str(card.get("id", "model"))
         self.input_size = int(self.cfg.input_size)
@@ -120,12 +125,14 @@ class Predictor:
         self._fell_back = False
 
     @classmethod
-    def load(cls, path: os.PathLike | str, device: str = "auto") -> Predictor:
-        """Load a model file (.json, .safetensors or stem) onto the chosen device."""
+    def load(cls, path: os.PathLike | str, device: str = "auto", tta: bool = True) -> Predictor:
+        """Load a model file (.json, .safetensors or stem) onto the chosen device.
+
+        ``tta=False`` ignores the card's test-time flips (ablations, speed comparisons)."""
         default_threads()
         dev, reason = choose_device(device)
         net, card = load_model(Path(path), map_location="cpu")
-        pred = cls(net, card, dev, reason)
+        pred = cls(net, card, dev, reason, tta=tta)
         log.info("model %s on %s", pred.model_id, reason)
         return pred
 
@@ -160,9 +167,24 @@ class Predictor:
         return t.to(self.device, non_blocking=True)
 
     def _forward(self, wli_t: torch.Tensor, nbi_t: torch.Tensor | None, present: torch.Tensor | None) -> torch.Tensor:
-        """Probabilities (B,s,s) float32 on the CPU; subclasses (benchmarks) may swap the net."""
-        out = self.net(wli_t, nbi_t, present)
-        return torch.sigmoid(out.logits[:, 0].float()).cpu()
+        """Probabilities (B,s,s) float32 on the CPU, averaged over the card's flip views.
+
+        Subclasses (benchmarks) may swap the net."""
+        views = self.flips
+        if len(views) == 1 and not views[0]:
+            out = self.net(wli_t, nbi_t, present)
+            return torch.sigmoid(out.logits[:, 0].float()).cpu()
+
+        def flip(t: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+            return torch.flip(t, dims) if dims else t
+
+        b = wli_t.shape[0]
+        wli_all = torch.cat([flip(wli_t, d) for d in views])
+        nbi_all = None if nbi_t is None else torch.cat([flip(nbi_t, d) for d in views])
+        present_all = None if present is None else present.repeat(len(views))
+        logits = self.net(wli_all, nbi_all, present_all).logits[:, 0:1].float()
+        probs = [flip(torch.sigmoid(logits[i * b:(i + 1) * b]), d) for i, d in enumerate(views)]
+        return torch.stack(probs).mean(0)[:, 0].cpu()
 
     def _infer(self, wl: list[np.ndarray], nb: list[np.ndarray | None]) -> np.ndarray:
         def run() -> np.ndarray:

@@ -161,7 +161,8 @@ def tiny_model(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     cfg = dataclasses.replace(get_preset("tiny"), input_size=64)
     d = tmp_path_factory.mktemp("model")
-    return save_model(ADFNet(cfg), cfg, d / "m", {"id": "m", "training_data": None, "command": "test"})
+    return save_model(ADFNet(cfg), cfg, d / "m", {"id": "m", "training_data": None, "command": "test",
+                                                  "test_time_flips": ["none", "h"]})
 
 
 @pytest.fixture
@@ -181,7 +182,8 @@ def vf_csv(tmp_path) -> Path:
 KEYS = {"n", "n_positive", "dice", "iou", "hd95", "sensitivity", "specificity", "false_positive_rate", "ms_per_case"}
 
 
-@pytest.mark.parametrize("mode", [["--pseudo-nbi"], ["--pseudo-nbi", "--no-registration"], ["--wli-only"], []])
+@pytest.mark.parametrize("mode", [["--pseudo-nbi"], ["--pseudo-nbi", "--no-registration"], ["--wli-only"], [],
+                                  ["--wli-only", "--no-tta"]])
 def test_cli_end_to_end(tiny_model, vf_csv, tmp_path, capsys, mode):
     model_stem = str(tiny_model)[: -len(".json")]
     args = ["--model", model_stem, "--csv", str(vf_csv), "--device", "cpu", "--no-progress", *mode]
@@ -194,6 +196,7 @@ def test_cli_end_to_end(tiny_model, vf_csv, tmp_path, capsys, mode):
     assert res["n"] == 3 and res["n_positive"] == 2
     assert res["false_positive_rate"] in (0.0, 1.0)
     assert res["model_id"] == "m"
+    assert res["test_time_views"] == (1 if "--no-tta" in mode else 2)  # the card's ["none", "h"] unless --no-tta
     if mode == ["--pseudo-nbi"]:
         with open(tmp_path / "pc.csv", newline="") as f:
             rows = list(csv.DictReader(f))

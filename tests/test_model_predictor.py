@@ -129,3 +129,52 @@ def test_cuda_runtime_failure_falls_back_once(model_path: Path) -> None:
     assert p.device == "cpu"
     assert p.device_reason == "CPU — CUDA failed at run time: CUDA out of memory. Tried to allocate 2 GiB"
     assert Flaky.calls == 2
+
+
+def _card_with_flips(model_path: Path, tmp_path: Path, flips: object) -> Path:
+    import json
+    import shutil
+
+    for ext in (".json", ".safetensors"):
+        shutil.copy(model_path.with_suffix(ext), tmp_path / f"adf-test{ext}")
+    js = tmp_path / "adf-test.json"
+    card = json.loads(js.read_text())
+    card["test_time_flips"] = flips
+    js.write_text(json.dumps(card))
+    return js
+
+
+def test_test_time_flips_average_the_flipped_views(model_path: Path, tmp_path: Path) -> None:
+    wli, nbi = _images()
+    p_tta = Predictor.load(_card_with_flips(model_path, tmp_path, ["none", "h", "v"]), device="cpu")
+    p_plain = Predictor.load(tmp_path / "adf-test.json", device="cpu", tta=False)
+    assert p_tta.flips == [(), (3,), (2,)] and p_plain.flips == [()]
+    a, b = p_plain._preprocess(wli, cv2.resize(nbi, (300, 200)), None)
+    w_t, n_t = p_plain._to_tensor([a]), p_plain._to_tensor([b])
+    def view(dims: tuple[int, ...]) -> torch.Tensor:
+        """The net's probability on one flipped view, flipped back (done by hand here)."""
+        if not dims:
+            return torch.sigmoid(p_plain.net(w_t, n_t).logits)
+        logits = p_plain.net(torch.flip(w_t, dims), torch.flip(n_t, dims)).logits
+        return torch.flip(torch.sigmoid(logits), dims)
+
+    with torch.inference_mode():
+        views = [view(d) for d in [(), (3,), (2,)]]
+    plain = views[0][0, 0].numpy()
+    expected = torch.stack([v[0, 0] for v in views]).mean(0).numpy()
+    got = p_tta._infer([a], [b])[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(got - plain).max() > 1e-3  # the views do differ: the average is not the plain view
+    np.testing.assert_allclose(p_plain._infer([a], [b])[0], plain, atol=1e-6)
+    # the whole predict path (two cases in one batch, one without NBI) uses the same average
+    res = p_tta.predict_batch([(wli, cv2.resize(nbi, (300, 200))), (wli,)], batch_size=2)
+    ref = p_tta._postprocess(expected, 200, 300)[0]
+    assert np.abs(res[0].prob.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("flips", [[], ["none", "x"], "h", ["h", "h"]])
+def test_bad_test_time_flips_is_a_clear_model_error(model_path: Path, tmp_path: Path, flips: object) -> None:
+    from model.card import ModelFileError
+
+    with pytest.raises(ModelFileError, match="test_time_flips"):
+        Predictor.load(_card_with_flips(model_path, tmp_path, flips), device="cpu")

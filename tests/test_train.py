@@ -67,6 +67,7 @@ def test_one_epoch_on_workspace_gives_loadable_model_with_complete_card(filled_w
     assert len(td["train"]["case_list_sha256"]) == 64
     assert card["command"].startswith("python -m training train --data ")
     assert card["parent"] is None
+    assert card["test_time_flips"] == ["none", "h"]  # the trainer's default views for the predictor
     assert 0.0 <= card["metrics"]["val_dice"] <= 1.0
     assert card["training"]["epochs_done"] == 1 and card["training"]["images_seen"] == td["train"]["n_items"]
     # the run's log is JSON lines with the per-epoch numbers
@@ -92,3 +93,14 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert rc == 2
     msg = _last_json(capsys.readouterr().out)
     assert msg["event"] == "error" and "no checkpoint" in msg["message"]
+
+
+def test_bad_tta_flips_is_a_clear_error(tmp_path, capsys):
+    from training.train import main
+
+    rc = main(["--data", str(tmp_path / "unused"), "--epochs", "1", "--out", str(tmp_path / "run"),
+               "--tta-flips", "none,sideways", *FAST])
+    assert rc == 2
+    msg = _last_json(capsys.readouterr().out)
+    assert msg["event"] == "error" and "--tta-flips" in msg["message"] and "sideways" in msg["message"]
+    assert not (tmp_path / "run").exists()

@@ -1,7 +1,7 @@
 """``python -m training evaluate``: measure a model on a CSV of cases, at each WLI image's own size.
 
     python -m training evaluate --model PATH --csv FILE [--pseudo-nbi] [--wli-only]
-        [--no-registration] [--device D] [--per-case OUT.csv] [--report DIR]
+        [--no-registration] [--no-tta] [--device D] [--per-case OUT.csv] [--report DIR]
 
 PATH is the model's .json card or its path without extension. CSV columns
 ``wli_path,nbi_path,label_path`` (paths relative to the CSV; ``nbi_path`` may be empty; label
@@ -11,7 +11,8 @@ which cases each number averages over).
 
 The inference-time switches are the ablations of DESIGN.md: ``--wli-only`` ignores NBI,
 ``--no-registration`` feeds the NBI unregistered (identity homography) instead of the
-homography that model.registration estimates, ``--pseudo-nbi`` synthesises NBI for cases
+homography that model.registration estimates, ``--no-tta`` ignores the card's test-time
+flips (the model as the app would run it is the default), ``--pseudo-nbi`` synthesises NBI for cases
 without one (seeded per case, with the same small random warp as training).
 """
 from __future__ import annotations
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo-nbi", action="store_true", help="synthesise NBI where nbi_path is empty")
     p.add_argument("--wli-only", action="store_true", help="ignore NBI (WLI-only mode)")
     p.add_argument("--no-registration", action="store_true", help="use NBI unregistered (identity homography)")
+    p.add_argument("--no-tta", action="store_true", help="ignore the card's test_time_flips (one plain view)")
     p.add_argument("--device", default="auto")
     p.add_argument("--per-case", default=None, metavar="OUT.csv")
     p.add_argument("--report", default=None, metavar="DIR")
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.predictor import Predictor
 
     try:
-        predictor = Predictor.load(args.model, device=args.device)
+        predictor = Predictor.load(args.model, device=args.device, tta=not args.no_tta)
     except (OSError, ValueError) as e:  # ModelFileError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         print(json.dumps({"error": str(e)}), flush=True)
@@ -277,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "csv": str(args.csv),
             "mode": "wli-only" if args.wli_only else ("no-registration" if args.no_registration else "adf"),
             "pseudo_nbi": args.pseudo_nbi,
+            "test_time_views": len(predictor.flips),
         }
     )
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}),

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress-every", type=float, default=10.0,
                    help="seconds between {'event': 'step'} progress lines on stdout (0: off)")
     p.add_argument("--register", action="store_true", help="workspace: also make the new model active")
+    p.add_argument("--tta-flips", default="none,h",
+                   help="test-time flip views written to the card for the predictor to average "
+                        "(none,h,v,hv; training always flips, so these are views the model has seen)")
     return p
 
 
@@ -372,9 +375,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, argv: list[str]) -> int:
     from model.adf import ADFNet, count_params
-    from model.card import load_model, save_model
+    from model.card import TEST_TIME_FLIPS, load_model, save_model
     from model.config import ADFConfig, get_preset
     from model.losses import adf_loss
+
+    tta_flips = [f.strip() for f in args.tta_flips.split(",") if f.strip()]
+    if not tta_flips or any(f not in TEST_TIME_FLIPS for f in tta_flips) or len(set(tta_flips)) != len(tta_flips):
+        raise SystemExit(f"--tta-flips: give distinct views from {', '.join(TEST_TIME_FLIPS)}, got {args.tta_flips!r}")
 
     # --- distributed -------------------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -745,6 +752,7 @@ def _run(args, argv: list[str]) -> int:
                 "amp": amp,
                 "seed": args.seed,
             },
+            "test_time_flips": tta_flips,
             "machine": machine_info(threads, device),
             "notes": "Research demonstration trained on public data with synthetic (pseudo) NBI; "
             "not a diagnostic device.",
