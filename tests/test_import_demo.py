@@ -49,6 +49,51 @@ def test_build_demo_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert len(ws.events()) == n_events
 
 
+def test_demo_workspace_takes_a_newer_bundled_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app update with new weights (new id, parent = the old release) becomes active in the demo,
+    unless the user has made another model active there; nothing else changes."""
+    res = tmp_path / "res"
+    (res / "models").mkdir(parents=True)
+
+    def ship(card: dict, weights: bytes) -> None:
+        (res / "models" / "adf-tiny.json").write_text(json.dumps(card))
+        (res / "models" / "adf-tiny.safetensors").write_bytes(weights)
+
+    monkeypatch.setattr(demo, "resource_path", lambda *p: res.joinpath(*p))
+    ship({"id": "adf-tiny"}, b"release 1")
+    src = tmp_path / "mini"
+    src.mkdir()
+    for f in sorted((ROOT / "resources" / "demo").glob("vf_0056_*")):
+        (src / f.name).write_bytes(f.read_bytes())
+    dest = demo.build_demo_workspace(tmp_path / "ws", source=src)
+    with Workspace.open(dest) as ws:
+        case = ws.cases()[0]
+        ws.add_revision(case.id, np.ones((case.height, case.width), bool), source="human", author="clinician")
+        history = ws.history(case.id)
+    ship({"id": "adf-tiny-r2", "parent": {"id": "adf-tiny"}}, b"release 2")
+    demo.build_demo_workspace(dest)
+    with Workspace.open(dest) as ws:
+        assert [(m["id"], m["active"]) for m in ws.models()] == [("adf-tiny", False), ("adf-tiny-r2", True)]
+        assert ws.history(case.id) == history
+        ws.register_model(_fake_model(tmp_path, "clinic-1"), activate=True)  # the user's own model
+    ship({"id": "adf-tiny-r3", "parent": {"id": "adf-tiny-r2"}}, b"release 3")
+    demo.build_demo_workspace(dest)
+    demo.build_demo_workspace(dest)  # idempotent
+    with Workspace.open(dest) as ws:
+        states = {m["id"]: m["active"] for m in ws.models()}
+        assert states == {"adf-tiny": False, "adf-tiny-r2": False, "clinic-1": True, "adf-tiny-r3": False}
+        assert ws.history(case.id) == history
+        assert ws.integrity_check() == "ok"
+
+
+def _fake_model(tmp_path: Path, model_id: str) -> Path:
+    d = tmp_path / f"model-{model_id}"
+    d.mkdir()
+    (d / "m.json").write_text(json.dumps({"id": model_id}))
+    (d / "m.safetensors").write_bytes(model_id.encode())
+    return d / "m.json"
+
+
 def test_demo_without_bundled_model_and_refusing_foreign_folder(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(demo, "resource_path", lambda *p: tmp_path.joinpath("nothing", *p))

@@ -5,6 +5,7 @@ without any data, and the self-test needs the same thing in a temporary folder.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -12,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from training.paths import resource_path
-from training.store import Workspace, WorkspaceError, is_workspace
+from training.store import Workspace, WorkspaceError, is_workspace, safe_id
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +21,35 @@ BUNDLED_MODEL = "adf-tiny.json"
 
 
 def _register_bundled_model(ws: Workspace) -> None:
-    """Register resources/models/adf-tiny.json as active when it exists (it may not, yet)."""
-    card = resource_path("models", BUNDLED_MODEL)
-    if not card.is_file() or not card.with_suffix(".safetensors").is_file():
-        log.info("no bundled model at %s; demo workspace has no model", card)
-        return
-    if ws.active_model_path() is not None:
+    """Register resources/models/adf-tiny.json (when it exists) and decide whether it goes active.
+
+    A fresh demo gets it active. An existing demo gets a newer bundled release registered too
+    (app updates ship new weights under a new id), and activated only if the active model is
+    the release it was fine-tuned from (its card's parent): a model the user trained or chose
+    in the workspace stays active. Activating re-predicts lazily; human revisions are untouched.
+    """
+    card_path = resource_path("models", BUNDLED_MODEL)
+    if not card_path.is_file() or not card_path.with_suffix(".safetensors").is_file():
+        log.info("no bundled model at %s; demo workspace has no model", card_path)
         return
     try:
-        ws.register_model(card, activate=True)
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        bundled_id = safe_id(str(card.get("model_id") or card.get("id") or card_path.stem), 96, "model")
+        parent = card.get("parent") if isinstance(card.get("parent"), dict) else {}
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("could not read the bundled model card %s: %s", card_path, exc)
+        return
+    models = ws.models()
+    active = next((m["id"] for m in models if m["active"]), None)
+    if any(m["id"] == bundled_id for m in models) and active is not None:
+        return
+    activate = active is None or active == parent.get("id")
+    try:
+        ws.register_model(card_path, activate=activate)
+        if activate and active is not None:
+            log.info("demo workspace: bundled model %s replaces its parent %s as active", bundled_id, active)
     except (WorkspaceError, KeyError) as exc:
-        log.warning("could not register the bundled model %s: %s", card, exc)
+        log.warning("could not register the bundled model %s: %s", card_path, exc)
 
 
 def build_demo_workspace(dest: os.PathLike | str, source: os.PathLike | str | None = None) -> Path:
