@@ -1,0 +1,95 @@
+"""Turn a finished training run's model into the bundled model files, with a complete card.
+
+Why a script: the trainer writes a card that knows its own run; the bundled card must also carry
+the lineage of commands (parent runs first), the release id the app registers it under, the
+test-time views the predictor uses, and the held-out evaluation measured after training.
+Writing that by hand is how cards end up wrong.
+
+    .venv/bin/python docs/release_model.py RUN_MODEL_STEM --id adf-tiny-r2 \\
+        --eval runs/eval/r2.jsonl [--tta none,h] [--out resources/models/adf-tiny]
+
+``--eval`` is the JSON-lines file written by evaluating the model on the fixed split
+(one ``{"csv": ..., "mode": ..., "result": {...}}`` per line); see docs/MODEL.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model.card import TEST_TIME_FLIPS, load_model, read_card  # noqa: E402
+
+MODES = {
+    "adf": "--pseudo-nbi (registration on), test-time views of the card",
+    "noreg": "--pseudo-nbi --no-registration",
+    "wli": "--wli-only",
+    "adf_notta": "--pseudo-nbi --no-tta (one plain view)",
+    "wli_notta": "--wli-only --no-tta",
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_model", help="the run's model (.json card or stem), e.g. runs/cont/adf-tiny")
+    ap.add_argument("--id", required=True, help="release id the app registers the model under")
+    ap.add_argument("--eval", required=True, help="JSON lines of the held-out evaluation")
+    ap.add_argument("--tta", default="none,h", help="test_time_flips written to the card")
+    ap.add_argument("--out", default=str(ROOT / "resources" / "models" / "adf-tiny"))
+    args = ap.parse_args()
+
+    card, js = read_card(args.run_model)
+    flips = [f for f in args.tta.split(",") if f]
+    if any(f not in TEST_TIME_FLIPS for f in flips):
+        raise SystemExit(f"--tta: unknown view in {args.tta!r}")
+    parent = card.get("parent") or {}
+    lineage: list[str] = []
+    if parent.get("path"):
+        try:
+            pcard, _ = read_card(parent["path"])
+            if pcard.get("sha256") == parent.get("sha256"):
+                lineage = list(pcard.get("commands") or [pcard.get("command")])
+        except ValueError:
+            pass
+    results: dict[str, dict[str, dict]] = {}
+    for line in Path(args.eval).read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            results.setdefault(row["csv"], {})[row["mode"]] = row["result"]
+    out = Path(args.out)
+    weights = js.parent / card["weights"]
+    release = dict(card)
+    release.update(
+        {
+            "id": args.id,
+            "weights": out.name + ".safetensors",
+            "test_time_flips": flips,
+            "commands": lineage + list(card.get("commands") or [card["command"]]),
+            "release_command": "python docs/release_model.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "evaluation": {
+                "split": "fixed split of docs/MODEL.md (kvasir index%5==0; vocalfolds patient1/seq1 0041-0080; "
+                "patient2/seq6 tumour-free)",
+                "modes": {m: MODES.get(m, m) for r in results.values() for m in r},
+                "results": results,
+            },
+            "intended_use": "Research demonstration on public data with synthetic NBI; NOT a diagnostic device.",
+        }
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_w = out.with_name(out.name + ".safetensors.tmp")
+    shutil.copyfile(weights, tmp_w)
+    tmp_w.replace(out.with_name(out.name + ".safetensors"))
+    out.with_name(out.name + ".json").write_text(json.dumps(release, indent=2) + "\n")
+    load_model(out)  # the written pair must load (sha256, config, shapes)
+    print(json.dumps({"model": str(out) + ".json", "id": args.id, "sha256": release["sha256"],
+                      "test_time_flips": flips, "evaluated": sorted(results)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
