@@ -104,3 +104,17 @@ def test_bad_tta_flips_is_a_clear_error(tmp_path, capsys):
     msg = _last_json(capsys.readouterr().out)
     assert msg["event"] == "error" and "--tta-flips" in msg["message"] and "sideways" in msg["message"]
     assert not (tmp_path / "run").exists()
+
+
+def test_lr_schedule_warmup_follows_the_time_budget_too():
+    from training.train import lr_factor
+
+    # steps govern: linear warm-up over warmup_steps, then poly decay to 1 % of the peak
+    assert lr_factor(0.0, 0, 100, 0.05) == 0.01
+    assert abs(lr_factor(0.0, 49, 100, 0.05) - 0.5) < 1e-9
+    assert abs(lr_factor(0.5, 100, 100, 0.05) - 0.5 ** 0.9) < 1e-9
+    assert lr_factor(1.0, 10_000, 100, 0.05) == 0.01
+    # a time budget far shorter than the planned steps: 5 % of the budget has passed after only
+    # 30 of 600 warm-up steps; the warm-up is over, as its share promises
+    assert abs(lr_factor(0.05, 30, 600, 0.05) - 0.95 ** 0.9) < 1e-9
+    assert abs(lr_factor(0.025, 30, 600, 0.05) - 0.5 * 0.975 ** 0.9) < 1e-9

@@ -121,9 +121,16 @@ def size_at(schedule: list[tuple[int, float]], progress: float) -> int:
     return schedule[-1][0]
 
 
-def lr_factor(progress: float, step: int, warmup_steps: int) -> float:
-    """Linear warm-up over the first steps, then polynomial (power 0.9) decay to 1 % of the peak."""
+def lr_factor(progress: float, step: int, warmup_steps: int, warmup_share: float = 0.0) -> float:
+    """Linear warm-up, then polynomial (power 0.9) decay to 1 % of the peak.
+
+    ``progress`` is max(share of the planned steps, share of the time budget). The warm-up ends
+    after ``warmup_steps`` steps or at ``warmup_share`` of that progress, whichever comes first:
+    with a time budget far shorter than the planned epochs, counting planned steps alone would
+    stretch the warm-up well past its share of the run."""
     warm = min(1.0, (step + 1) / max(1, warmup_steps))
+    if warmup_share > 0:
+        warm = max(warm, min(1.0, progress / warmup_share))
     poly = max(0.0, 1.0 - progress) ** 0.9
     return warm * max(poly, 0.01)
 
@@ -571,7 +578,7 @@ def _run(args, argv: list[str]) -> int:
         for batch in loader:
             t0 = time.time()
             prog = progress_now(step, elapsed)
-            lr = args.lr * lr_factor(prog, step, warmup_steps)
+            lr = args.lr * lr_factor(prog, step, warmup_steps, args.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
             wli = batch["wli"].to(device, non_blocking=True)
