@@ -46,11 +46,24 @@ def new_site_rendering(rgb: np.ndarray) -> np.ndarray:
     return np.clip(255.0 * x ** SITE_GAMMA + 0.5, 0, 255).astype(np.uint8)
 
 
-def evaluate(model: Path, csv_path: Path) -> dict:
+def evaluate(model: Path, csv_path: Path, per_case: Path | None = None) -> dict:
+    extra = ["--per-case", str(per_case)] if per_case else []
     out = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", str(model), "--csv", str(csv_path),
-                          "--pseudo-nbi", "--device", "cpu", "--no-progress"], capture_output=True, text=True,
+                          "--pseudo-nbi", "--device", "cpu", "--no-progress", *extra], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def paired_change(before_csv: Path, after_csv: Path, margin: float = 0.01) -> dict:
+    """Per-case Dice change: how many held-out cases got better / worse by more than ``margin``."""
+    def read(p: Path) -> dict[str, float]:
+        with open(p, newline="") as fh:
+            return {r["case"]: float(r["dice"]) for r in csv.DictReader(fh) if r["dice"] not in ("", "nan")}
+
+    b, a = read(before_csv), read(after_csv)
+    deltas = sorted(a[k] - b[k] for k in b.keys() & a.keys())
+    return {"cases_better": sum(d > margin for d in deltas), "cases_worse": sum(d < -margin for d in deltas),
+            "median_change": round(float(np.median(deltas)), 4) if deltas else None}
 
 
 def write_csv(path: Path, rows: list[tuple[Path, Path]]) -> None:
@@ -98,7 +111,7 @@ def run_scenario(name: str, args: argparse.Namespace, train_names: list[str], te
     with Workspace.open(ws_path, create=True) as ws:
         summary = import_sources(ws, [src], nbi_synthetic=True)
         ws.register_model(args.model, activate=True)
-    before = evaluate(Path(args.model), test_csv)
+    before = evaluate(Path(args.model), test_csv, base / "before.csv")
     out = base / "run"
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(ws_path), "--init", args.model,
@@ -110,11 +123,12 @@ def run_scenario(name: str, args: argparse.Namespace, train_names: list[str], te
         print(proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"{name}: training failed ({proc.returncode})")
     done = json.loads(proc.stdout.strip().splitlines()[-1])
-    after = evaluate(Path(done["model"]), test_csv)
+    after = evaluate(Path(done["model"]), test_csv, base / "after.csv")
     result = {"cases": summary["imported"], "held_out": len(test_names), "seconds": round(seconds, 1),
               "dice_before": round(before["dice"], 4), "dice_after": round(after["dice"], 4),
               "dice_gain": round(after["dice"] - before["dice"], 4),
-              "iou_before": round(before["iou"], 4), "iou_after": round(after["iou"], 4)}
+              "iou_before": round(before["iou"], 4), "iou_after": round(after["iou"], 4),
+              **paired_change(base / "before.csv", base / "after.csv")}
     if name == "new_site":
         result["dice_after_same_site"] = round(evaluate(Path(done["model"]), plain_csv)["dice"], 4)
     print(json.dumps({"scenario": name, **result}), file=sys.stderr, flush=True)
