@@ -49,7 +49,18 @@ def test_finetune_records_parent(tmp_path, capsys):
     rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "b"), "--model-id", "b",
                "--init", parent, *FAST])
     assert rc == 0
-    _, card = load_model(_last_json(capsys.readouterr().out)["model"])
-    _, pcard = load_model(parent)
+    net, card = load_model(_last_json(capsys.readouterr().out)["model"])
+    pnet, pcard = load_model(parent)
     assert card["parent"]["id"] == "a" and card["parent"]["sha256"] == pcard["sha256"]
+    # fine-tuning keeps the parent's BatchNorm statistics (while the weights do move) ...
+    bn = [n for n, b in pnet.named_buffers() if n.endswith("running_mean")]
+    assert bn and all(torch.equal(dict(net.named_buffers())[n], dict(pnet.named_buffers())[n]) for n in bn)
+    assert not torch.equal(net.dec_fuse[0].weight, pnet.dec_fuse[0].weight)
+    assert card["training"]["norm_stats"] == "frozen" and pcard["training"]["norm_stats"] == "updated"
+    # ... unless asked to update them
+    rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "c"), "--model-id", "c",
+               "--init", parent, "--norm-stats", "update", *FAST])
+    assert rc == 0
+    unet, _ = load_model(_last_json(capsys.readouterr().out)["model"])
+    assert not all(torch.equal(dict(unet.named_buffers())[n], dict(pnet.named_buffers())[n]) for n in bn)
     assert card["training_data"]["kind"] == "export"

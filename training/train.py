@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress-every", type=float, default=10.0,
                    help="seconds between {'event': 'step'} progress lines on stdout (0: off)")
     p.add_argument("--register", action="store_true", help="workspace: also make the new model active")
+    p.add_argument("--norm-stats", default="auto", choices=["auto", "update", "freeze"],
+                   help="BatchNorm running statistics: update them, or freeze them (auto: freeze when "
+                        "fine-tuning with --init)")
     p.add_argument("--tta-flips", default="none,h",
                    help="test-time flip views written to the card for the predictor to average "
                         "(none,h,v,hv; training always flips, so these are views the model has seen)")
@@ -314,7 +317,20 @@ def _subset_rows(ds, ids, size: int, train: bool):
 
 # ----------------------------------------------------------------------------- validation
 @torch.no_grad()
-def validate(net, ds, device, amp_ctx, batch_size: int, channels_last: bool) -> dict:
+def set_train_mode(net: torch.nn.Module, freeze_norm_stats: bool) -> None:
+    """Training mode; with ``freeze_norm_stats`` the BatchNorm layers keep their running statistics.
+
+    Why: fine-tuning on a few dozen cases re-estimates those statistics from small batches of
+    them, which moves every prediction whatever the learning rate (measured in docs/MODEL.md)."""
+    net.train()
+    if freeze_norm_stats:
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def validate(net, ds, device, amp_ctx, batch_size: int, channels_last: bool,
+             freeze_norm_stats: bool = False) -> dict:
     """Per-image Dice at the validation size, averaged per group (macro mean over groups with
     tumour = ``val_dice``); tumour-free images give the false-positive rate."""
     net.eval()
@@ -338,7 +354,7 @@ def validate(net, ds, device, amp_ctx, batch_size: int, channels_last: bool) -> 
                 per_group.setdefault(g, []).append(dice_score(pred[k], gt[k]))
             else:
                 neg_fp.append(bool(pred[k].any()))
-    net.train()
+    set_train_mode(net, freeze_norm_stats)
     res: dict = {}
     for g, v in sorted(per_group.items()):
         res[f"val_dice_{g}"] = float(np.mean(v))
@@ -419,7 +435,8 @@ def _run(args, argv: list[str]) -> int:
             cfg = dataclasses.replace(cfg, input_size=args.input_size)
         torch.manual_seed(args.seed)
         net = ADFNet(cfg)
-    net.train()
+    freeze_norm = args.norm_stats == "freeze" or (args.norm_stats == "auto" and bool(args.init))
+    set_train_mode(net, freeze_norm)
     net.to(device)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -656,7 +673,8 @@ def _run(args, argv: list[str]) -> int:
         improved = False
         if main_rank and do_val:
             tv = time.time()
-            last_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last)
+            last_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last,
+                                freeze_norm)
             val_s = time.time() - tv
             last_val["val_seconds"] = round(val_s, 1)
             elapsed += val_s  # the time budget covers validation too
@@ -723,10 +741,11 @@ def _run(args, argv: list[str]) -> int:
         metrics = {"selected": source, "best_epoch": best_epoch if best_epoch >= 0 else None}
         if val_ds is not None:
             if source == "best" and (not last_val or last_val.get("val_dice") != best):
-                final_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last)
+                final_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last,
+                                     freeze_norm)
             else:
                 final_val = last_val or validate(net, val_ds, device, amp_ctx, max(1, args.batch_size),
-                                                 args.channels_last)
+                                                 args.channels_last, freeze_norm)
             metrics.update({k: v for k, v in final_val.items() if k.startswith("val_") and k != "val_seconds"})
             metrics["val_size_px"] = val_size
         wall = time.time() - t_run0
@@ -756,6 +775,7 @@ def _run(args, argv: list[str]) -> int:
                 "lr": args.lr,
                 "aux_losses": not args.no_aux,
                 "modality_dropout": args.modality_dropout,
+                "norm_stats": "frozen" if freeze_norm else "updated",
                 "amp": amp,
                 "seed": args.seed,
             },
