@@ -6,7 +6,7 @@ test-time views the predictor uses, and the held-out evaluation measured after t
 Writing that by hand is how cards end up wrong.
 
     .venv/bin/python docs/release_model.py RUN_MODEL_STEM --id adf-tiny-r2 \\
-        --eval runs/eval/r2.jsonl [--tta none,h] [--out resources/models/adf-tiny]
+        --eval runs/eval/r2.jsonl [--tta none,h] [--out resources/models/adf-tiny] [--parent-card CARD]
 
 ``--eval`` is the JSON-lines file written by evaluating the model on the fixed split
 (one ``{"csv": ..., "mode": ..., "result": {...}}`` per line); see docs/MODEL.md.
@@ -41,6 +41,9 @@ def main() -> int:
     ap.add_argument("--eval", required=True, help="JSON lines of the held-out evaluation")
     ap.add_argument("--tta", default="none,h", help="test_time_flips written to the card")
     ap.add_argument("--out", default=str(ROOT / "resources" / "models" / "adf-tiny"))
+    ap.add_argument("--parent-card", default=None,
+                    help="where the parent's card is now (default: the path the run recorded; "
+                         "give a copy when --out has already replaced it)")
     args = ap.parse_args()
 
     card, js = read_card(args.run_model)
@@ -49,13 +52,16 @@ def main() -> int:
         raise SystemExit(f"--tta: unknown view in {args.tta!r}")
     parent = card.get("parent") or {}
     lineage: list[str] = []
-    if parent.get("path"):
+    parent_card = args.parent_card or parent.get("path")
+    if parent_card:
         try:
-            pcard, _ = read_card(parent["path"])
+            pcard, _ = read_card(parent_card)
             if pcard.get("sha256") == parent.get("sha256"):
                 lineage = list(pcard.get("commands") or [pcard.get("command")])
         except ValueError:
             pass
+        if not lineage:
+            raise SystemExit(f"the parent's card at {parent_card} is missing or is not the parent (sha256 differs)")
     results: dict[str, dict[str, dict]] = {}
     for line in Path(args.eval).read_text().splitlines():
         if line.strip():

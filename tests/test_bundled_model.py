@@ -1,0 +1,61 @@
+"""The bundled model as shipped: loads without pickle, has a complete card, and segments the demo.
+
+Why: the app, the self-test and the README all start from resources/models/adf-tiny; a card
+that lost its lineage or disclaimer, or weights that no longer match the preprocessing, must
+fail here rather than in a clinician's hands.
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from model.card import TEST_TIME_FLIPS, load_model
+from tests.conftest import ROOT
+
+STEM = ROOT / "resources" / "models" / "adf-tiny"
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads(STEM.with_suffix(".json").read_text())
+
+
+def test_files_and_card_are_complete(card: dict) -> None:
+    weights = STEM.with_suffix(".safetensors")
+    assert weights.stat().st_size < 30 * 2**20
+    assert weights.read_bytes()[:8] != b"PK\x03\x04"  # not a zip/pickle checkpoint
+    net, loaded = load_model(STEM)  # sha256, config and tensor shapes are checked on load
+    assert loaded["id"] == card["id"] and not net.training
+    assert "NOT a diagnostic device" in card["intended_use"]
+    assert "not a diagnostic device" in card["notes"]
+    assert card["commands"] and all(c.startswith("python -m training train ") for c in card["commands"])
+    assert card["command"] == card["commands"][-1]
+    assert set(card["test_time_flips"]) <= set(TEST_TIME_FLIPS)
+    if card.get("parent"):  # a later release: fine-tuned from an earlier one, under a new id
+        assert card["parent"]["id"] != card["id"] and len(card["parent"]["sha256"]) == 64
+        assert card["release_command"].startswith("python docs/release_model.py ")
+    results = card["evaluation"]["results"]
+    for csv_name in ("kvasir_val", "vocal_tumour_val", "vocal_neg_val"):
+        assert results[csv_name]["adf"]["n"] > 0
+    assert 0.0 <= card["metrics"]["val_dice"] <= 1.0
+
+
+def test_segments_the_demo_pairs() -> None:
+    """The held-out laryngeal frames in the demo are segmented (a wiring or weight error gives ~0)."""
+    from model.predictor import Predictor
+    from training.imageio import read_rgb
+
+    pred = Predictor.load(STEM, device="cpu")
+    dice = []
+    for wli_path in sorted((ROOT / "resources" / "demo").glob("vf_*_wli.jpg")):
+        name = wli_path.name[: -len("_wli.jpg")]
+        wli = read_rgb(wli_path)
+        nbi = read_rgb(wli_path.with_name(f"{name}_nbi.jpg"))
+        truth = cv2.imread(str(wli_path.with_name(f"{name}_mask.png")), cv2.IMREAD_GRAYSCALE) > 0
+        mask = pred.predict(wli, nbi).mask
+        dice.append(2 * (mask & truth).sum() / (mask.sum() + truth.sum()))
+    assert len(dice) == 4
+    assert float(np.mean(dice)) > 0.7, dice
