@@ -116,7 +116,8 @@ def run_scenario(name: str, args: argparse.Namespace, train_names: list[str], te
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(ws_path), "--init", args.model,
                            "--epochs", str(args.epochs), "--val-fraction", "0", "--out", str(out), "--model-id",
-                           f"adf-finetuned-{name}", "--no-tqdm", *(["--lr", args.lr] if args.lr else [])],
+                           f"adf-finetuned-{name}", "--no-tqdm", *(["--lr", args.lr] if args.lr else []),
+                           *args.trainer_arg],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -143,6 +144,8 @@ def main() -> int:
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--model", default=str(ROOT / "resources" / "models" / "adf-tiny.json"))
     ap.add_argument("--lr", default=None, help="peak learning rate (default: the trainer's default)")
+    ap.add_argument("--trainer-arg", action="append", default=[],
+                    help="extra argument for the trainer, e.g. --trainer-arg=--freeze-encoders (repeatable)")
     args = ap.parse_args()
 
     kv = Path(args.shared) / "kvasir-seg-256"
@@ -153,6 +156,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results = {s: run_scenario(s, args, train_names, test_names, Path(tmp)) for s in scenarios}
     print(json.dumps({"benchmark": "finetune", "epochs": args.epochs, "lr": args.lr or "trainer default",
+                      "trainer_args": args.trainer_arg,
                       "cpu_count": os.cpu_count(), "scenarios": results,
                       "max_seconds": max(r["seconds"] for r in results.values())}))
     return 0

@@ -63,4 +63,14 @@ def test_finetune_records_parent(tmp_path, capsys):
     assert rc == 0
     unet, _ = load_model(_last_json(capsys.readouterr().out)["model"])
     assert not all(torch.equal(dict(unet.named_buffers())[n], dict(pnet.named_buffers())[n]) for n in bn)
+    # --freeze-encoders: both encoders stay the parent's, the rest learns
+    rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "d"), "--model-id", "d",
+               "--init", parent, "--freeze-encoders", *FAST])
+    assert rc == 0
+    fnet, fcard = load_model(_last_json(capsys.readouterr().out)["model"])
+    pstate, fstate = pnet.state_dict(), fnet.state_dict()
+    enc = [k for k in pstate if k.startswith(("enc_w.", "enc_n."))]
+    assert enc and all(torch.equal(fstate[k], pstate[k]) for k in enc)
+    assert not torch.equal(fstate["dec_fuse.0.weight"], pstate["dec_fuse.0.weight"])
+    assert fcard["training"]["frozen_encoders"] is True
     assert card["training_data"]["kind"] == "export"

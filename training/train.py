@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm-stats", default="auto", choices=["auto", "update", "freeze"],
                    help="BatchNorm running statistics: update them, or freeze them (auto: freeze when "
                         "fine-tuning with --init)")
+    p.add_argument("--freeze-encoders", action="store_true",
+                   help="train only the disentangle heads, fusion and decoder (small fine-tuning sets)")
     p.add_argument("--tta-flips", default="none,h",
                    help="test-time flip views written to the card for the predictor to average "
                         "(none,h,v,hv; training always flips, so these are views the model has seen)")
@@ -463,6 +465,9 @@ def _run(args, argv: list[str]) -> int:
     # --- optimizer / amp ----------------------------------------------------------------------
     decay, no_decay = [], []
     for n, p in net.named_parameters():
+        if args.freeze_encoders and n.startswith(("enc_w.", "enc_n.")):
+            p.requires_grad_(False)  # fine-tune the heads, fusion and decoder only
+            continue
         (no_decay if p.ndim <= 1 or n.endswith("standin") else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -776,6 +781,7 @@ def _run(args, argv: list[str]) -> int:
                 "aux_losses": not args.no_aux,
                 "modality_dropout": args.modality_dropout,
                 "norm_stats": "frozen" if freeze_norm else "updated",
+                "frozen_encoders": bool(args.freeze_encoders),
                 "amp": amp,
                 "seed": args.seed,
             },
