@@ -61,10 +61,7 @@ def test_demo_workspace_takes_a_newer_bundled_release(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(demo, "resource_path", lambda *p: res.joinpath(*p))
     ship({"id": "adf-tiny"}, b"release 1")
-    src = tmp_path / "mini"
-    src.mkdir()
-    for f in sorted((ROOT / "resources" / "demo").glob("vf_0056_*")):
-        (src / f.name).write_bytes(f.read_bytes())
+    src = _one_pair_demo_source(tmp_path)
     dest = demo.build_demo_workspace(tmp_path / "ws", source=src)
     with Workspace.open(dest) as ws:
         case = ws.cases()[0]
@@ -86,6 +83,15 @@ def test_demo_workspace_takes_a_newer_bundled_release(tmp_path: Path, monkeypatc
         assert ws.integrity_check() == "ok"
 
 
+def _one_pair_demo_source(tmp_path: Path) -> Path:
+    """A demo source folder holding one bundled pair (fast to import)."""
+    src = tmp_path / "mini"
+    src.mkdir()
+    for f in sorted((ROOT / "resources" / "demo").glob("vf_0056_*")):
+        (src / f.name).write_bytes(f.read_bytes())
+    return src
+
+
 def _fake_model(tmp_path: Path, model_id: str) -> Path:
     d = tmp_path / f"model-{model_id}"
     d.mkdir()
@@ -97,10 +103,7 @@ def _fake_model(tmp_path: Path, model_id: str) -> Path:
 def test_demo_without_bundled_model_and_refusing_foreign_folder(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(demo, "resource_path", lambda *p: tmp_path.joinpath("nothing", *p))
-    src = tmp_path / "mini"
-    src.mkdir()
-    for f in sorted((ROOT / "resources" / "demo").glob("vf_0056_*")):
-        (src / f.name).write_bytes(f.read_bytes())
+    src = _one_pair_demo_source(tmp_path)
     dest = demo.build_demo_workspace(tmp_path / "ws", source=src)
     with Workspace.open(dest) as ws:
         assert len(ws.cases()) == 1 and ws.active_model_path() is None
