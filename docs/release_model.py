@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.card import TEST_TIME_FLIPS, load_model, read_card  # noqa: E402
+from model.card import check_test_time_flips, load_model, read_card  # noqa: E402
 
 MODES = {
     "adf": "--pseudo-nbi (registration on), test-time views of the card",
@@ -47,9 +47,10 @@ def main() -> int:
     args = ap.parse_args()
 
     card, js = read_card(args.run_model)
-    flips = [f for f in args.tta.split(",") if f]
-    if any(f not in TEST_TIME_FLIPS for f in flips):
-        raise SystemExit(f"--tta: unknown view in {args.tta!r}")
+    try:
+        flips = check_test_time_flips([f for f in args.tta.split(",") if f])
+    except ValueError as e:
+        raise SystemExit(f"--tta: {e}") from None
     parent = card.get("parent") or {}
     lineage: list[str] = []
     parent_card = args.parent_card or parent.get("path")

@@ -117,10 +117,19 @@ def read_card(path: os.PathLike | str) -> tuple[dict, Path]:
         raise ModelFileError(js, f"model card lacks {', '.join(missing)}")
     if card["format_version"] != FORMAT_VERSION:
         raise ModelFileError(js, f"unsupported format_version {card['format_version']!r} (this app reads {FORMAT_VERSION})")
-    flips = card.get("test_time_flips", ["none"])
-    if not isinstance(flips, list) or not flips or any(f not in TEST_TIME_FLIPS for f in flips) or len(set(flips)) != len(flips):
-        raise ModelFileError(js, f"test_time_flips must be a non-empty list of distinct {sorted(TEST_TIME_FLIPS)}, got {flips!r}")
+    try:
+        check_test_time_flips(card.get("test_time_flips", ["none"]))
+    except ValueError as e:
+        raise ModelFileError(js, f"test_time_flips: {e}") from None
     return card, js
+
+
+def check_test_time_flips(flips: object) -> list[str]:
+    """A non-empty list of distinct view names from TEST_TIME_FLIPS, else ValueError saying so."""
+    if not isinstance(flips, list) or not flips or any(f not in TEST_TIME_FLIPS for f in flips) \
+            or len(set(flips)) != len(flips):
+        raise ValueError(f"give a non-empty list of distinct views from {sorted(TEST_TIME_FLIPS)}, got {flips!r}")
+    return flips
 
 
 def test_time_flips(card: dict) -> list[tuple[int, ...]]:

@@ -218,18 +218,9 @@ def test_a_failing_prediction_shows_an_error_and_the_ui_stays_usable(qtbot, tmp_
 
 
 def test_status_bar_shows_cpu_device_with_the_real_predictor(qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
-    import torch
+    from tests.viewer_fixtures import register_random_model
 
-    from model.adf import ADFNet
-    from model.card import save_model
-    from model.config import get_preset
-    from training.store import Workspace
-
-    torch.manual_seed(0)
-    cfg = get_preset("tiny")
-    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "models" / "adf-test", {"id": "adf-test"})
-    with Workspace.open(gui_workspace) as ws:
-        ws.register_model(card, activate=True)
+    register_random_model(gui_workspace, tmp_path / "models", "adf-test")
     from viewer.app import make_app, settings_at
     from viewer.main_window import MainWindow
 

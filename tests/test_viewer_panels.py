@@ -196,18 +196,11 @@ def test_a_cached_prediction_is_shown_before_the_model_has_loaded(qtbot, tmp_pat
     """The first overlay of a pre-annotated case needs no torch: the cache is read first."""
     import threading
 
-    import torch
-
-    from model.adf import ADFNet
-    from model.card import save_model
-    from model.config import get_preset
+    from tests.viewer_fixtures import register_random_model
     from training.store import Workspace
 
-    torch.manual_seed(0)
-    cfg = get_preset("tiny")
-    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "m" / "adf-cached", {"id": "adf-cached"})
+    register_random_model(gui_workspace, tmp_path / "m", "adf-cached")
     with Workspace.open(gui_workspace) as ws:
-        ws.register_model(card, activate=True)
         cached = {}
         for c in ws.cases():
             prob = np.zeros((c.height, c.width), np.uint8)

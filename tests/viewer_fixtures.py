@@ -188,3 +188,20 @@ def settle(seconds: float = 0.05) -> None:
     end = time.time() + seconds
     while time.time() < end:
         QApplication.processEvents()
+
+
+def register_random_model(workspace_root: Path, model_dir: Path, model_id: str) -> Path:
+    """Save an untrained tiny ADF model and make it the workspace's active model; returns its card."""
+    import torch
+
+    from model.adf import ADFNet
+    from model.card import save_model
+    from model.config import get_preset
+    from training.store import Workspace
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    card = save_model(ADFNet(cfg).eval(), cfg, model_dir / model_id, {"id": model_id})
+    with Workspace.open(workspace_root) as ws:
+        ws.register_model(card, activate=True)
+    return card

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from training.paths import resource_path
-from training.store import Workspace, WorkspaceError, is_workspace, safe_id
+from training.store import Workspace, WorkspaceError, is_workspace, registered_model_id
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _register_bundled_model(ws: Workspace) -> None:
         return
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
-        bundled_id = safe_id(str(card.get("model_id") or card.get("id") or card_path.stem), 96, "model")
+        bundled_id = registered_model_id(card, card_path)
         parent = card.get("parent") if isinstance(card.get("parent"), dict) else {}
     except (OSError, ValueError, AttributeError) as exc:
         log.warning("could not read the bundled model card %s: %s", card_path, exc)

@@ -320,6 +320,11 @@ def _read_image(path: Path) -> tuple[bytes, np.ndarray, str]:
     return data, decode_rgb(data, path), sha256_bytes(data)
 
 
+def registered_model_id(card: dict, card_path: Path) -> str:
+    """The id a workspace registers a model card under: its ``model_id`` or ``id``, else the file stem."""
+    return safe_id(str(card.get("model_id") or card.get("id") or Path(card_path).stem), 96, "model")
+
+
 class Workspace:
     """An open workspace. Thread-safe (one connection guarded by a lock); use as a context manager."""
 
@@ -1074,7 +1079,7 @@ class Workspace:
             raise WorkspaceError(f"model card {card_path} is not a JSON object")
         if not weights.is_file():
             raise WorkspaceError(f"model weights {weights} not found")
-        model_id = safe_id(str(card.get("model_id") or card.get("id") or card_path.stem), 96, "model")
+        model_id = registered_model_id(card, card_path)
         wsha = sha256_file(weights)
         with self._write() as db:
             row = db.execute("SELECT sha256 FROM models WHERE id = ?", (model_id,)).fetchone()

@@ -400,13 +400,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, argv: list[str]) -> int:
     from model.adf import ADFNet, count_params
-    from model.card import TEST_TIME_FLIPS, load_model, save_model
+    from model.card import check_test_time_flips, load_model, save_model
     from model.config import ADFConfig, get_preset
     from model.losses import adf_loss
 
-    tta_flips = [f.strip() for f in args.tta_flips.split(",") if f.strip()]
-    if not tta_flips or any(f not in TEST_TIME_FLIPS for f in tta_flips) or len(set(tta_flips)) != len(tta_flips):
-        raise SystemExit(f"--tta-flips: give distinct views from {', '.join(TEST_TIME_FLIPS)}, got {args.tta_flips!r}")
+    try:
+        tta_flips = check_test_time_flips([f.strip() for f in args.tta_flips.split(",") if f.strip()])
+    except ValueError as e:
+        raise SystemExit(f"--tta-flips: {e}") from None
 
     # --- distributed -------------------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
