@@ -45,6 +45,11 @@ def test_train_dialog_one_epoch_makes_and_activates_a_new_model(qtbot, trainable
     assert new_id in models and models[new_id]["active"] and not models["adf-base"]["active"]
     card = models[new_id]["card"]
     assert card.get("parent") and "adf-base" in json.dumps(card["parent"])
+    # the base model was scored on the same held-out case, and the dialog says how the new one compares
+    log = dlg.log.toPlainText()
+    assert isinstance(card["metrics"]["parent_val_dice"], float) and card["training"]["parent_blend"] == 0.5
+    assert f"Base model on the 1 held-out cases: Dice {card['metrics']['parent_val_dice']:.3f}" in log
+    assert f"Held-out Dice {card['metrics']['val_dice']:.3f}" in log and "base model's" in log
     assert dlg.plot.loss, "the live plot received the epoch's loss"
     # The new model loads and predicts (the card and weights in the workspace are complete).
     from model.predictor import Predictor
@@ -84,15 +89,17 @@ def test_models_dialog_activates_and_rolls_back_without_touching_revisions(qtbot
     ws = trainable_workspace
     torch.manual_seed(1)
     cfg = get_preset("tiny")
-    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "v2" / "adf-v2", {"id": "adf-v2", "parent": "adf-base",
-                                                                             "metrics": {"val_dice": 0.5}})
+    parent = {"id": "adf-base", "sha256": "0" * 64, "path": "base/adf-base.json"}  # as the trainer writes it
+    card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "v2" / "adf-v2",
+                      {"id": "adf-v2", "parent": parent, "metrics": {"val_dice": 0.5, "parent_val_dice": 0.45}})
     ws.register_model(card, activate=True)
     revs_before = {c.id: [r.sha256 for r in ws.history(c.id)] for c in ws.cases()}
     win = make_window(qtbot, tmp_path, FakePredictor())
     assert win.open_workspace(ws.root)
     dlg = ModelsDialog(win.ws.models(), win)
     qtbot.addWidget(dlg)
-    assert dlg.table.rowCount() == 2 and dlg.table.item(1, 3).text() == "0.500"
+    assert dlg.table.rowCount() == 2 and dlg.table.item(1, 2).text() == "adf-base"
+    assert dlg.table.item(1, 3).text() == "0.500 (parent 0.450)"
     dlg.activated.connect(win.activate_model)
     dlg.roll_back()
     assert [m["id"] for m in ws.models() if m["active"]] == ["adf-base"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from tests.test_train import FAST, _last_json, make_export
@@ -74,3 +75,55 @@ def test_finetune_records_parent(tmp_path, capsys):
     assert not torch.equal(fstate["dec_fuse.0.weight"], pstate["dec_fuse.0.weight"])
     assert fcard["training"]["frozen_encoders"] is True
     assert card["training_data"]["kind"] == "export"
+
+
+def test_finetune_releases_the_blend_of_parent_and_fine_tuned_weights(tmp_path, capsys):
+    """--init releases parent + 0.5 x (fine-tuned - parent) by default (WiSE-FT); the card records
+    the share and the parent's Dice on the same held-out cases; --parent-blend 1 turns it off."""
+    from safetensors.torch import load_file
+
+    from model.card import load_model
+    from training.train import main
+
+    data = make_export(tmp_path / "export", 3)
+    rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "a"), "--model-id", "a", *FAST])
+    assert rc == 0
+    parent = _last_json(capsys.readouterr().out)["model"]
+    pstate = load_model(parent)[0].state_dict()
+
+    def finetune(name: str, *extra: str) -> tuple[dict, dict, dict, list[dict]]:
+        rc = main(["--data", str(data), "--epochs", "2", "--lr", "3e-3", "--out", str(tmp_path / name),
+                   "--model-id", name, "--init", parent, *extra, *FAST])
+        assert rc == 0
+        events = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+        net, card = load_model(events[-1]["model"])
+        ck = tmp_path / name / "checkpoints"
+        tuned = load_file(ck / ("best.safetensors" if card["metrics"]["selected"] == "best" else "last.safetensors"))
+        return net.state_dict(), tuned, card, events
+
+    released, tuned, card, events = finetune("half")
+    moved = [k for k, v in pstate.items() if v.is_floating_point() and not torch.equal(tuned[k], v)]
+    assert moved, "fine-tuning moved the weights"
+    for k in moved:
+        assert torch.allclose(released[k], pstate[k] + 0.5 * (tuned[k] - pstate[k]), atol=1e-6), k
+    assert card["training"]["parent_blend"] == 0.5
+    parent_val = [e for e in events if e.get("event") == "parent_val"]
+    assert len(parent_val) == 1 and card["metrics"]["parent_val_dice"] == pytest.approx(parent_val[0]["val_dice"], abs=1e-5)
+    # the released model's own held-out Dice is measured on the blend, not taken from an epoch
+    assert isinstance(card["metrics"]["val_dice"], float)
+
+    released, tuned, card, _ = finetune("full", "--parent-blend", "1")
+    assert all(torch.equal(released[k], tuned[k]) for k in moved)
+    assert card["training"]["parent_blend"] == 1.0
+
+
+def test_parent_blend_without_a_parent_or_out_of_range_is_a_clear_error(tmp_path, capsys):
+    from training.train import main
+
+    for extra, words in ((["--parent-blend", "0.5"], "needs --init"),
+                         (["--init", "nowhere", "--parent-blend", "0"], "in (0, 1]")):
+        rc = main(["--data", str(tmp_path / "unused"), "--out", str(tmp_path / "run"), *extra, *FAST])
+        assert rc == 2
+        msg = _last_json(capsys.readouterr().out)
+        assert msg["event"] == "error" and words in msg["message"]
+        assert not (tmp_path / "run").exists()

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "fine-tuning with --init)")
     p.add_argument("--freeze-encoders", action="store_true",
                    help="train only the disentangle heads, fusion and decoder (small fine-tuning sets)")
+    p.add_argument("--parent-blend", type=float, default=None,
+                   help="with --init: release parent + BLEND x (fine-tuned - parent), a weight-space "
+                        "average (WiSE-FT); 1: the fine-tuned weights as they are (default 0.5 with --init)")
     p.add_argument("--tta-flips", default="none,h",
                    help="test-time flip views written to the card for the predictor to average "
                         "(none,h,v,hv; training always flips, so these are views the model has seen)")
@@ -138,6 +141,18 @@ def lr_factor(progress: float, step: int, warmup_steps: int, warmup_share: float
         warm = max(warm, min(1.0, progress / warmup_share))
     poly = max(0.0, 1.0 - progress) ** 0.9
     return warm * max(poly, 0.01)
+
+
+@torch.no_grad()
+def blend_with_parent(net: torch.nn.Module, parent_state: dict[str, torch.Tensor], share: float) -> None:
+    """Set every float weight to parent + share * (weight - parent), in place (WiSE-FT).
+
+    Why: 80 optimizer steps on 30 cases end in weights that fit those cases and lose some of
+    what the parent knew; halfway between the two keeps most of the gain on the new cases and
+    little of the loss elsewhere (measured in docs/MODEL.md; Wortsman et al., CVPR 2022)."""
+    for name, w in net.state_dict().items():
+        if w.is_floating_point():
+            w.copy_(parent_state[name].to(w.device, w.dtype).lerp(w, share))
 
 
 class EpochSampler(Sampler):
@@ -409,6 +424,13 @@ def _run(args, argv: list[str]) -> int:
     except ValueError as e:
         raise SystemExit(f"--tta-flips: {e}") from None
 
+    if args.parent_blend is None:
+        args.parent_blend = 0.5 if args.init else 1.0
+    if not 0.0 < args.parent_blend <= 1.0:
+        raise SystemExit("--parent-blend must be in (0, 1]")
+    if args.parent_blend < 1.0 and not args.init:
+        raise SystemExit("--parent-blend needs --init (the parent to blend with)")
+
     # --- distributed -------------------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -438,6 +460,7 @@ def _run(args, argv: list[str]) -> int:
             cfg = dataclasses.replace(cfg, input_size=args.input_size)
         torch.manual_seed(args.seed)
         net = ADFNet(cfg)
+    parent_state = {k: v.detach().clone() for k, v in net.state_dict().items()} if args.init else None
     freeze_norm = args.norm_stats == "freeze" or (args.norm_stats == "auto" and bool(args.init))
     set_train_mode(net, freeze_norm)
     net.to(device)
@@ -490,6 +513,13 @@ def _run(args, argv: list[str]) -> int:
             return torch.autocast(dev_type, dtype=dtype)
 
     scaler = torch.amp.GradScaler("cuda", enabled=(amp == "fp16" and dev_type == "cuda"))
+
+    parent_val: dict = {}
+    if main_rank and parent_state is not None and val_ds is not None:
+        # the parent on the same held-out cases (the figure a new version has to beat), before any
+        # resume loads later weights
+        parent_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last, freeze_norm)
+        log({"event": "parent_val", **_round(parent_val)})
 
     # --- resume -------------------------------------------------------------------------------
     start_epoch, step, elapsed = 0, 0, 0.0
@@ -745,8 +775,13 @@ def _run(args, argv: list[str]) -> int:
         source = "best" if best_w.exists() else "last"
         _load_weights(net, best_w if source == "best" else ckdir / "last.safetensors")
         metrics = {"selected": source, "best_epoch": best_epoch if best_epoch >= 0 else None}
+        blended = parent_state is not None and args.parent_blend < 1.0
+        if blended:
+            blend_with_parent(net, parent_state, args.parent_blend)
+        if parent_val:
+            metrics["parent_val_dice"] = parent_val.get("val_dice")
         if val_ds is not None:
-            if source == "best" and (not last_val or last_val.get("val_dice") != best):
+            if blended or (source == "best" and (not last_val or last_val.get("val_dice") != best)):
                 final_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last,
                                      freeze_norm)
             else:
@@ -783,6 +818,7 @@ def _run(args, argv: list[str]) -> int:
                 "modality_dropout": args.modality_dropout,
                 "norm_stats": "frozen" if freeze_norm else "updated",
                 "frozen_encoders": bool(args.freeze_encoders),
+                "parent_blend": args.parent_blend if parent_state is not None else None,
                 "amp": amp,
                 "seed": args.seed,
             },

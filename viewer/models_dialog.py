@@ -30,6 +30,17 @@ def _metric(card: dict, *keys: str) -> str:
     return ""
 
 
+def _parent_id(card: dict) -> str:
+    parent = card.get("parent")
+    return str(parent.get("id") or "") if isinstance(parent, dict) else str(parent or "")
+
+
+def _val_dice(card: dict) -> str:
+    """Held-out Dice, and the parent's on the same held-out cases where the trainer measured it."""
+    own, base = _metric(card, "val_dice", "dice"), _metric(card, "parent_val_dice")
+    return f"{own} (parent {base})" if own and base else own
+
+
 class ModelsDialog(QDialog):
     """Lists model versions (newest last) with parent, data and validation metrics."""
 
@@ -43,7 +54,7 @@ class ModelsDialog(QDialog):
         lay.addWidget(QLabel("The active model predicts new cases. Activating another one re-predicts lazily; "
                              "clinicians' revisions are never changed."))
         self.table = QTableWidget(len(models), 6)
-        self.table.setHorizontalHeaderLabels(["", "Model", "Parent", "Val Dice", "Created", "Training data"])
+        self.table.setHorizontalHeaderLabels(["", "Model", "Parent", "Held-out Dice", "Created", "Training data"])
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -53,8 +64,7 @@ class ModelsDialog(QDialog):
             data = card.get("data") or card.get("training_data") or ""
             if isinstance(data, dict):
                 data = data.get("source") or data.get("kind") or ", ".join(f"{k}={v}" for k, v in list(data.items())[:2])
-            values = ["●" if m.get("active") else "", m["id"], str(card.get("parent") or ""),
-                      _metric(card, "val_dice", "dice"), str(m.get("created_at", ""))[:16].replace("T", " "), str(data)]
+            values = ["●" if m.get("active") else "", m["id"], _parent_id(card), _val_dice(card), str(m.get("created_at", ""))[:16].replace("T", " "), str(data)]
             for j, v in enumerate(values):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.ItemDataRole.UserRole, m["id"])

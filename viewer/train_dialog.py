@@ -33,6 +33,18 @@ from PySide6.QtWidgets import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def held_out_summary(metrics: dict) -> str:
+    """' Held-out Dice 0.842 (base model 0.810).' from a done event's metrics; '' without them."""
+    own, base = metrics.get("val_dice"), metrics.get("parent_val_dice")
+    if not isinstance(own, (int, float)):
+        return ""
+    text = f" Held-out Dice {own:.3f}"
+    if isinstance(base, (int, float)):
+        verdict = "better than" if own > base else "not better than"
+        text += f", {verdict} the base model's {base:.3f} on the same cases; roll back in Model versions if needed"
+    return text + "."
+
+
 def training_command(args: list[str]) -> tuple[str, list[str]]:
     """Program + arguments that run ``python -m training ARGS`` from source or from the frozen app.
 
@@ -209,10 +221,15 @@ class TrainDialog(QDialog):
             dice = ev.get("val_dice")
             self.log.appendPlainText(f"epoch {ev.get('epoch')}/{ev.get('epochs')}: loss {loss if loss is None else round(loss, 4)}"
                                      + (f", val Dice {dice:.3f}" if isinstance(dice, (int, float)) else ""))
+        elif kind == "parent_val":
+            dice = ev.get("val_dice")
+            if isinstance(dice, (int, float)):
+                self.log.appendPlainText(f"Base model on the {ev.get('val_n')} held-out cases: Dice {dice:.3f}.")
         elif kind == "done":
             self.result = ev
             self.progress.setValue(100)
-            self.log.appendPlainText(f"New model {ev.get('model_id')} registered and activated.")
+            self.log.appendPlainText(f"New model {ev.get('model_id')} registered and activated."
+                                     + held_out_summary(ev.get("metrics") or {}))
         elif kind == "error":
             self.log.appendPlainText(f"Error: {ev.get('message')}")
 
