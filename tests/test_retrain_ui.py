@@ -50,6 +50,7 @@ def test_train_dialog_one_epoch_makes_and_activates_a_new_model(qtbot, trainable
     assert isinstance(card["metrics"]["parent_val_dice"], float) and card["training"]["parent_blend"] == 0.5
     assert f"Base model on the 1 held-out cases: Dice {card['metrics']['parent_val_dice']:.3f}" in log
     assert f"Held-out Dice {card['metrics']['val_dice']:.3f}" in log and "base model's" in log
+    assert "50% of the way from the base model's to the fine-tuned ones" in log
     assert dlg.plot.loss, "the live plot received the epoch's loss"
     # The new model loads and predicts (the card and weights in the workspace are complete).
     from model.predictor import Predictor
@@ -146,3 +147,14 @@ def test_main_py_runs_the_training_cli_like_python_dash_m(tmp_path) -> None:
     proc = subprocess.run([sys.executable, str(root / "main.py"), "-m", "training", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and "train" in proc.stdout and "export" in proc.stdout
+
+
+def test_held_out_summary_says_whether_the_new_version_beat_its_parent() -> None:
+    from viewer.train_dialog import held_out_summary
+
+    better = held_out_summary({"val_dice": 0.84, "parent_val_dice": 0.79})
+    assert better == " Held-out Dice 0.840, better than the base model's 0.790 on the same cases."
+    worse = held_out_summary({"val_dice": 0.78, "parent_val_dice": 0.79})
+    assert "not better than the base model's 0.790" in worse and "roll back" in worse
+    assert held_out_summary({"val_dice": 0.5}) == " Held-out Dice 0.500."
+    assert held_out_summary({}) == ""

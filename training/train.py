@@ -2,7 +2,8 @@
 
 Why it looks like this:
 - The Train dialog runs this as a subprocess and reads stdout: every stdout line is one JSON
-  object: ``start``, ``resume``, ``step`` (progress inside an epoch, every --progress-every
+  object: ``start``, ``parent_val`` (fine-tuning: the parent's Dice on the same held-out cases),
+  ``resume``, ``step`` (progress inside an epoch, every --progress-every
   seconds), ``epoch`` (losses, val Dice, lr, images/s, seconds), ``error``, and last
   ``{"event": "done", "model": <card .json>, "metrics": {...}}``. tqdm progress goes to stderr.
   All but the ``step`` lines also go to ``<out>/log.jsonl``.
@@ -13,6 +14,9 @@ Why it looks like this:
   (``<out>/checkpoints/last.safetensors`` + ``last_state.pt``, the latter plain tensors and
   dicts, loaded with ``weights_only=True``) and ``--resume`` continues the same run. The best
   epoch by validation Dice is kept as ``best.safetensors``; the exported model is the best one.
+- Fine-tuning (``--init``) keeps the parent's BatchNorm statistics and releases the average of
+  the parent's and the fine-tuned weights (``--parent-blend``): on a few dozen cases both lose
+  far less of what the parent knew (docs/MODEL.md, "Fine-tuning from the bundled model").
 - Augmentation randomness is a function of (seed, epoch, index) and the per-epoch order of
   (seed, epoch), so resuming gives the same images in the same order as an uninterrupted run.
 - Runs unchanged under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
@@ -519,7 +523,6 @@ def _run(args, argv: list[str]) -> int:
         # the parent on the same held-out cases (the figure a new version has to beat), before any
         # resume loads later weights
         parent_val = validate(net, val_ds, device, amp_ctx, max(1, args.batch_size), args.channels_last, freeze_norm)
-        log({"event": "parent_val", **_round(parent_val)})
 
     # --- resume -------------------------------------------------------------------------------
     start_epoch, step, elapsed = 0, 0, 0.0
@@ -592,6 +595,8 @@ def _run(args, argv: list[str]) -> int:
         "size_schedule": schedule,
     }
     log(info)
+    if parent_val:
+        log({"event": "parent_val", **_round(parent_val)})
 
     ema_dt = None
     history: list[dict] = []
@@ -842,6 +847,7 @@ def _run(args, argv: list[str]) -> int:
                 "registered": registered,
                 "stopped_by": stopped_by,
                 "epochs_done": epoch,
+                "parent_blend": args.parent_blend if parent_state is not None else None,
                 "metrics": _round(metrics),
             }
         )

@@ -40,8 +40,11 @@ def held_out_summary(metrics: dict) -> str:
         return ""
     text = f" Held-out Dice {own:.3f}"
     if isinstance(base, (int, float)):
-        verdict = "better than" if own > base else "not better than"
-        text += f", {verdict} the base model's {base:.3f} on the same cases; roll back in Model versions if needed"
+        if own > base:
+            text += f", better than the base model's {base:.3f} on the same cases"
+        else:
+            text += (f", not better than the base model's {base:.3f} on the same cases: compare them, and roll back "
+                     "in Model ▸ Model versions if needed")
     return text + "."
 
 
@@ -228,8 +231,11 @@ class TrainDialog(QDialog):
         elif kind == "done":
             self.result = ev
             self.progress.setValue(100)
+            share = ev.get("parent_blend")
+            blend = (f" Its weights lie {share:.0%} of the way from the base model's to the fine-tuned ones, "
+                     "which forgets less of what the base model knew." if isinstance(share, float) and share < 1 else "")
             self.log.appendPlainText(f"New model {ev.get('model_id')} registered and activated."
-                                     + held_out_summary(ev.get("metrics") or {}))
+                                     + held_out_summary(ev.get("metrics") or {}) + blend)
         elif kind == "error":
             self.log.appendPlainText(f"Error: {ev.get('message')}")
 
