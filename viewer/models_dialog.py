@@ -64,7 +64,8 @@ class ModelsDialog(QDialog):
             data = card.get("data") or card.get("training_data") or ""
             if isinstance(data, dict):
                 data = data.get("source") or data.get("kind") or ", ".join(f"{k}={v}" for k, v in list(data.items())[:2])
-            values = ["●" if m.get("active") else "", m["id"], _parent_id(card), _val_dice(card), str(m.get("created_at", ""))[:16].replace("T", " "), str(data)]
+            created = str(m.get("created_at", ""))[:16].replace("T", " ")
+            values = ["●" if m.get("active") else "", m["id"], _parent_id(card), _val_dice(card), created, str(data)]
             for j, v in enumerate(values):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.ItemDataRole.UserRole, m["id"])
