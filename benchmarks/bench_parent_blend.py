@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +33,7 @@ def main() -> int:
 
     from safetensors.torch import load_file
 
+    from benchmarks.bench_finetune import evaluate
     from model.card import load_model, save_model
     from model.config import ADFConfig
     from training.train import blend_with_parent
@@ -47,12 +47,7 @@ def main() -> int:
             net.load_state_dict(tuned)
             blend_with_parent(net, parent_state, share)
             model = save_model(net, cfg, Path(tmp) / f"blend-{share}", {**card, "id": f"blend-{share}"})
-            dice = {}
-            for csv_path in args.csv:
-                out = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", str(model), "--csv",
-                                      csv_path, "--pseudo-nbi", "--device", "cpu", "--no-progress"],
-                                     capture_output=True, text=True, cwd=ROOT, check=True)
-                dice[csv_path] = round(json.loads(out.stdout.strip().splitlines()[-1])["dice"], 4)
+            dice = {c: round(evaluate(model, Path(c).resolve())["dice"], 4) for c in args.csv}
             print(json.dumps({"share": share, "dice": dice}), flush=True)
     return 0
 
