@@ -6,19 +6,25 @@ Structure (DESIGN.md "The ADF network"):
 - every stage's tokens are pooled (mean + learned attention pooling, one pooling module per
   stage shared by both modalities so both land in one space) for the multi-scale MMD loss;
 - four token-wise MLP heads on the deepest stage give shared_w, spec_w, shared_n, spec_n;
-- fusion = MLP(spec_w) + MLP([shared_w; shared_n]) + MLP(spec_n), which replaces the deepest
-  WLI feature in a light top-down (FPN-like, all-linear lateral) decoder fed by the WLI
-  stream's stages 1-3 (the skips); logits come out at the input resolution.
+- fusion = MLP(spec_w) + MLP([shared_w; shared_n]) + MLP(spec_n), the deepest level of a light
+  top-down (FPN-like, all-linear lateral) decoder; with ``nbi_skips`` (release 3) every
+  shallower skip is the sum of the WLI and the NBI stream's projection of that stage, so the
+  registered NBI can shape the boundary at every scale. Release 1-2 networks (``nbi_skips``
+  false) took the skips from WLI only, and learned to ignore NBI.
 
-WLI-only path (a case without NBI, and modality dropout in training): for samples whose
-``nbi_present`` is False the NBI-side features are replaced by
+Missing streams (a case without NBI, modality dropout in training, the NBI-only ablation): for
+samples whose ``nbi_present`` is False the NBI-side features are replaced by
     shared_n := shared_w            (the shared part is modality-invariant by construction, so
-                                     the WLI estimate is the best stand-in), and
-    spec_n   := a learned token     (``nbi_spec_standin``, one D-vector broadcast to all tokens),
-so fusion sees MLP(spec_w) + MLP([shared_w; shared_w]) + MLP(standin).  Training with modality
-dropout (nbi_present False for ~20-30 % of samples) trains the stand-in and the fusion MLPs for
-this case.  When no sample of a batch has NBI the NBI encoder is not run at all (half the cost);
-the NBI token lists in ADFOutput are then empty and the NBI-dependent losses are skipped.
+                                     the WLI estimate is the best stand-in),
+    spec_n   := a learned token     (``nbi_spec_standin``), and each NBI skip by a learned vector;
+and symmetrically for ``wli_present`` False (``wli_spec_standin``, WLI skip stand-ins).  Training
+drops either stream, so each must segment alone and an ignored stream shows in the ablations.
+When no sample of a batch has NBI the NBI encoder is not run at all (half the cost); the NBI
+token lists in ADFOutput are then empty and the NBI-dependent losses are skipped.
+
+Interactive mode (``click_chans`` 3, issue 16): maps of positive clicks, negative clicks and the
+current mask enter both streams through one zero-initialised, bias-free patch embedding added
+to the first stage; with no clicks (or all-zero maps) the network is exactly the automatic one.
 
 Any input H, W works: inputs are replicate-padded to a multiple of the total stride (32) and
 the logits cropped back.  Layout is channels_last-friendly: tokens (B, N, C) are views of NHWC
@@ -50,6 +56,7 @@ class ADFOutput:
     nbi_present: Tensor  # (B,) bool
     wli_pooled: list[Tensor] = field(default_factory=list)  # per align stage (B, 2*C_s)
     nbi_pooled: list[Tensor] = field(default_factory=list)  # per align stage, [] without NBI
+    wli_present: Tensor | None = None  # (B,) bool; False = an NBI-only sample (stand-in rows)
 
 
 def _tokens_to_map(x: Tensor, h: int, w: int) -> Tensor:
@@ -72,8 +79,10 @@ class OverlapPatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_ch, dim, patch, stride, patch // 2)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, int, int]:
+    def forward(self, x: Tensor, extra: Tensor | None = None) -> tuple[Tensor, int, int]:
         x = self.proj(x)
+        if extra is not None:
+            x = x + extra
         _, _, h, w = x.shape
         return self.norm(_map_to_tokens(x)), h, w
 
@@ -156,11 +165,14 @@ class Encoder(nn.Module):
             self.norms.append(nn.LayerNorm(dim))
             in_ch = dim
 
-    def forward(self, x: Tensor) -> tuple[list[Tensor], list[tuple[int, int]]]:
-        """Returns per-stage tokens (B,N_s,C_s) and their grid sizes."""
+    def forward(self, x: Tensor, extra0: Tensor | None = None) -> tuple[list[Tensor], list[tuple[int, int]]]:
+        """Returns per-stage tokens (B,N_s,C_s) and their grid sizes.
+
+        ``extra0`` (B,C_0,h,w) is added to the first patch embedding before its norm: the
+        interactive mode's click maps enter here (all zeros = exactly the automatic network)."""
         tokens, sizes = [], []
-        for embed, blocks, norm in zip(self.embeds, self.stages, self.norms, strict=True):
-            t, h, w = embed(x)
+        for i, (embed, blocks, norm) in enumerate(zip(self.embeds, self.stages, self.norms, strict=True)):
+            t, h, w = embed(x, extra0 if i == 0 else None)
             for blk in blocks:
                 t = blk(t, h, w)
             t = norm(t)
@@ -210,11 +222,36 @@ class ADFNet(nn.Module):
         self.fuse_spec_n = _mlp(d, c4)
         dd = cfg.decoder_dim
         self.dec_proj = nn.ModuleList(nn.Linear(c, dd) for c in cfg.embed_dims)
+        if cfg.nbi_skips:
+            # NBI's own projection of each skip level, and what stands in for a missing stream
+            n_skip = len(cfg.embed_dims) - 1
+            self.dec_proj_n = nn.ModuleList(nn.Linear(c, dd) for c in cfg.embed_dims[:-1])
+            self.skip_standin_w = nn.Parameter(torch.zeros(n_skip, dd))
+            self.skip_standin_n = nn.Parameter(torch.zeros(n_skip, dd))
+            self.wli_spec_standin = nn.Parameter(torch.zeros(1, 1, d))
+        if cfg.click_chans:
+            # positive clicks, negative clicks, current mask -> added to both streams' first
+            # patch embedding; no bias, zero init: no clicks = the automatic network, exactly
+            self.click_embed = nn.Conv2d(cfg.click_chans, cfg.embed_dims[0], cfg.patch_sizes[0],
+                                         cfg.strides[0], cfg.patch_sizes[0] // 2, bias=False)
         self.dec_fuse = nn.Sequential(nn.Conv2d(dd, dd, 1, bias=False), nn.BatchNorm2d(dd), nn.ReLU(inplace=True))
         self.dec_pred = nn.Conv2d(dd, 1, 1)
         if init_weights:
             self.apply(self._init)
             nn.init.trunc_normal_(self.nbi_spec_standin, std=0.02)
+            self.zero_new_paths()
+            if cfg.nbi_skips:
+                nn.init.trunc_normal_(self.wli_spec_standin, std=0.02)
+
+    @torch.no_grad()
+    def zero_new_paths(self) -> None:
+        """Zero the click embedding (so no clicks = automatic mode from the first step).
+
+        Also called after loading an older network's weights into this one (``upgrade_state``):
+        with the NBI skip projections and stand-ins at zero, the upgraded network computes what
+        the old one did, and training grows the new paths from there."""
+        if self.cfg.click_chans:
+            nn.init.zeros_(self.click_embed.weight)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -239,26 +276,48 @@ class ADFNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         return x.contiguous(memory_format=torch.channels_last)
 
-    def forward(self, wli: Tensor, nbi: Tensor | None = None, nbi_present: Tensor | None = None) -> ADFOutput:
-        """wli, nbi: normalised (B,3,H,W) (NBI registered to WLI, same size); nbi_present: (B,) bool."""
+    def forward(self, wli: Tensor, nbi: Tensor | None = None, nbi_present: Tensor | None = None,
+                wli_present: Tensor | None = None, clicks: Tensor | None = None) -> ADFOutput:
+        """wli, nbi: normalised (B,3,H,W) (NBI registered to WLI, same size).
+
+        ``nbi_present`` / ``wli_present``: (B,) bool, which streams a sample has (modality
+        dropout in training; the NBI-only ablation). A sample must keep at least one.
+        ``clicks``: (B,3,H,W) maps of positive clicks, negative clicks and the current mask in
+        [0,1] (interactive mode); None or all zeros = automatic mode.
+        """
         b, _, h, w = wli.shape
+        dev = wli.device
         if nbi is None:
-            present = torch.zeros(b, dtype=torch.bool, device=wli.device)
+            present = torch.zeros(b, dtype=torch.bool, device=dev)
         elif nbi_present is None:
-            present = torch.ones(b, dtype=torch.bool, device=wli.device)
+            present = torch.ones(b, dtype=torch.bool, device=dev)
         else:
-            present = nbi_present.to(device=wli.device, dtype=torch.bool)
+            present = nbi_present.to(device=dev, dtype=torch.bool)
         if nbi is not None and nbi.shape != wli.shape:
             raise ValueError(f"nbi shape {tuple(nbi.shape)} != wli shape {tuple(wli.shape)}")
+        wpres = torch.ones(b, dtype=torch.bool, device=dev) if wli_present is None else \
+            wli_present.to(device=dev, dtype=torch.bool)
+        if not bool(wpres.all()):
+            if not self.cfg.nbi_skips:
+                raise ValueError("this network has no NBI-only path (config nbi_skips is false)")
+            if bool((~wpres & ~present).any()):
+                raise ValueError("a sample has neither WLI nor NBI")
+        all_w = bool(wpres.all())
         run_nbi = nbi is not None and bool(present.any())
 
-        tw, sizes = self.enc_w(self._pad(wli))
+        extra0 = None
+        if clicks is not None and self.cfg.click_chans:
+            if clicks.shape[0] != b or clicks.shape[1] != self.cfg.click_chans or clicks.shape[-2:] != (h, w):
+                raise ValueError(f"clicks shape {tuple(clicks.shape)} != (B,{self.cfg.click_chans},H,W)")
+            extra0 = self.click_embed(self._pad(clicks.to(wli.dtype)))
+
+        tw, sizes = self.enc_w(self._pad(wli), extra0)
         shared_w = self.head_shared_w(tw[-1])
         spec_w = self.head_spec_w(tw[-1])
         wli_pooled = [self.pools[i](tw[s]) for i, s in enumerate(self.cfg.align_stages)]
         standin = self.nbi_spec_standin.to(spec_w.dtype).expand_as(spec_w)
         if run_nbi:
-            tn, _ = self.enc_n(self._pad(nbi))
+            tn, _ = self.enc_n(self._pad(nbi), extra0)
             nbi_pooled = [self.pools[i](tn[s]) for i, s in enumerate(self.cfg.align_stages)]
             sh_n = self.head_shared_n(tn[-1])
             sp_n = self.head_spec_n(tn[-1])
@@ -271,6 +330,11 @@ class ADFNet(nn.Module):
         else:
             tn, nbi_pooled = [], []
             shared_n, spec_n = shared_w, standin
+        if not all_w:
+            # NBI-only samples: the WLI side is stood in for as the NBI side is in WLI-only mode
+            m = wpres.view(b, 1, 1)
+            shared_w = torch.where(m, shared_w, shared_n)
+            spec_w = torch.where(m, spec_w, self.wli_spec_standin.to(spec_w.dtype).expand_as(spec_w))
 
         fused = (
             self.fuse_spec_w(spec_w)
@@ -278,13 +342,20 @@ class ADFNet(nn.Module):
             + self.fuse_spec_n(spec_n)
         )
         # top-down decoder: project every level to decoder_dim, upsample 2x and add the next
-        # shallower WLI level (skips), then BN-ReLU-1x1 at 1/4 resolution.  Cheaper than
+        # shallower level (skips), then BN-ReLU-1x1 at 1/4 resolution.  Cheaper than
         # SegFormer's concat of four maps upsampled straight to 1/4 (measured ~20 % faster
-        # training steps at 256 px, most of it in the bilinear backward).
-        feats = list(tw[:-1]) + [fused]
+        # training steps at 256 px, most of it in the bilinear backward).  With nbi_skips every
+        # skip is the sum of both streams' projections (a missing stream: its learned stand-in),
+        # so NBI can shape the boundary at every scale, not only through the deepest tokens.
+        n_lv = len(sizes)
         y: Tensor | None = None
-        for proj, t, (hs, ws) in zip(reversed(self.dec_proj), reversed(feats), reversed(sizes), strict=True):
-            m = _tokens_to_map(proj(t), hs, ws)
+        for lv in reversed(range(n_lv)):
+            hs, ws = sizes[lv]
+            if lv == n_lv - 1:
+                t = self.dec_proj[lv](fused)
+            else:
+                t = self._skip(lv, tw[lv], tn[lv] if run_nbi else None, wpres, present, all_w)
+            m = _tokens_to_map(t, hs, ws)
             y = m if y is None else m + F.interpolate(y, size=(hs, ws), mode="bilinear", align_corners=False)
         x = self.dec_pred(self.dec_fuse(y))
         h1, w1 = sizes[0]
@@ -301,7 +372,50 @@ class ADFNet(nn.Module):
             nbi_present=present,
             wli_pooled=wli_pooled,
             nbi_pooled=nbi_pooled,
+            wli_present=wpres,
         )
+
+    def _skip(self, lv: int, t_w: Tensor, t_n: Tensor | None, wpres: Tensor, npres: Tensor,
+              all_w: bool) -> Tensor:
+        """One decoder skip level (B,N,dd): WLI's projection, plus NBI's where it is fused."""
+        pw = self.dec_proj[lv](t_w)
+        if not self.cfg.nbi_skips:
+            return pw
+        b = pw.shape[0]
+        sw = self.skip_standin_w[lv].to(pw.dtype)
+        sn = self.skip_standin_n[lv].to(pw.dtype)
+        if not all_w:
+            pw = torch.where(wpres.view(b, 1, 1), pw, sw.expand_as(pw))
+        if t_n is None:
+            return pw + sn
+        pn = self.dec_proj_n[lv](t_n)
+        if not bool(npres.all()):
+            pn = torch.where(npres.view(b, 1, 1), pn, sn.expand_as(pn))
+        return pw + pn
+
+
+def upgrade_state(net: ADFNet, old_state: dict[str, Tensor]) -> list[str]:
+    """Load an older network's weights (e.g. release 2, without NBI skips or clicks) into ``net``.
+
+    Every tensor the old network has must fit; the new paths start at zero (see
+    ``ADFNet.zero_new_paths``), so the upgraded network first computes what the old one did.
+    Returns the names of the tensors that were new."""
+    want = net.state_dict()
+    unknown = sorted(set(old_state) - set(want))
+    if unknown:
+        raise ValueError(f"the old weights have tensors this network lacks: {unknown[:3]}")
+    for k, v in old_state.items():
+        if tuple(v.shape) != tuple(want[k].shape):
+            raise ValueError(f"tensor {k}: old shape {list(v.shape)}, new {list(want[k].shape)}")
+    new = sorted(set(want) - set(old_state))
+    with torch.no_grad():
+        for k in new:
+            if not k.startswith(("dec_proj_n.", "skip_standin_", "wli_spec_standin", "click_embed.")):
+                raise ValueError(f"no rule to initialise new tensor {k}")
+            if k != "wli_spec_standin":
+                want[k].zero_()
+    net.load_state_dict({**{k: want[k] for k in new}, **old_state}, strict=True)
+    return new
 
 
 def count_params(net: nn.Module) -> int:

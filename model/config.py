@@ -36,6 +36,9 @@ class ADFConfig:
     align_stages: tuple[int, ...] = (0, 1, 2, 3)
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    # Release 3 (issue 15, 16). Cards written before these fields existed get LEGACY_DEFAULTS.
+    nbi_skips: bool = True  # decoder skips fused from both streams at every scale (else WLI only)
+    click_chans: int = 3  # interactive-mode input maps (positive clicks, negative clicks, mask); 0 = none
 
     def __post_init__(self) -> None:
         n = len(self.embed_dims)
@@ -47,6 +50,8 @@ class ADFConfig:
                 raise ValueError(f"embed dim {d} not divisible by {h} heads")
         if any(not 0 <= s < n for s in self.align_stages):
             raise ValueError("align_stages out of range")
+        if self.click_chans not in (0, 3):
+            raise ValueError("click_chans must be 0 (automatic only) or 3 (positive, negative, mask)")
 
     @property
     def total_stride(self) -> int:
@@ -62,8 +67,12 @@ class ADFConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ADFConfig:
-        """Strict inverse of `to_dict`: unknown or missing keys raise ValueError."""
+        """Strict inverse of `to_dict`: unknown or missing keys raise ValueError.
+
+        Keys added after the first release are the exception: a card without them is an older
+        network, rebuilt with ``LEGACY_DEFAULTS`` (what those networks were), not refused."""
         names = {f.name for f in fields(cls)}
+        d = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d}
         unknown = set(d) - names
         missing = names - set(d)
         if unknown:
@@ -73,6 +82,9 @@ class ADFConfig:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**kw)
 
+
+# What a card written before a field existed means by its absence: the network it describes.
+LEGACY_DEFAULTS: dict[str, object] = {"nbi_skips": False, "click_chans": 0}
 
 _PRESETS: dict[str, ADFConfig] = {
     # The bundled CPU model: MiT-B0 widths with fewer blocks, 256 px.

@@ -12,7 +12,8 @@ Choices the paper leaves open, fixed here:
 - MMD is the biased V-statistic (exactly 0 for identical batches) with Gaussian kernels at
   bandwidths = median pairwise squared distance x (1/4, 1/2, 1, 2, 4), averaged over the
   `align_stages`' pooled features (mean + attention pooling, computed by ADFNet).
-- Terms that need NBI use only the samples with nbi_present; with none they are 0.
+- Terms that need NBI use only the samples with both streams present (modality dropout removes
+  either); with none they are 0.
 """
 from __future__ import annotations
 
@@ -137,8 +138,9 @@ def adf_loss(out, target: Tensor, progress: float, aux: bool = True, net=None) -
     if aux:
         w = aux_weight(progress)
         zero = total.new_zeros(())
-        present = out.nbi_present
-        orth_w = orth_loss(out.spec_w, out.shared_w)
+        wpres = out.wli_present if out.wli_present is not None else torch.ones_like(out.nbi_present)
+        present = out.nbi_present & wpres  # the pair terms need both streams' own features
+        orth_w = orth_loss(out.spec_w[wpres], out.shared_w[wpres]) if bool(wpres.any()) else zero
         if bool(present.any()) and out.nbi_stage_tokens:
             sh_w, sh_n = out.shared_w[present], out.shared_n[present]
             sp_w, sp_n = out.spec_w[present], out.spec_n[present]

@@ -18,7 +18,6 @@ from training.data import (
     PairDataset,
     WorkspaceDataset,
     paired_geometric,
-    split_ids,
 )
 
 SHARED = (ROOT / ".." / "shared" / "data").resolve()
@@ -103,17 +102,20 @@ def test_validation_samples_are_fixed_and_normalised():
     assert abs(float(a["wli"][0, 0, 0]) - bg) < 1e-4
 
 
-def test_split_ids_is_deterministic_disjoint_and_nonempty():
-    ids = [f"case{i:03d}" for i in range(40)]
-    tr, va = split_ids(ids, 0.25, seed=1)
-    assert (tr, va) == split_ids(ids, 0.25, seed=1)
-    assert set(tr).isdisjoint(va) and set(tr) | set(va) == set(ids)
-    assert 3 <= len(va) <= 18
-    # adding a case does not move the others
-    tr2, va2 = split_ids([*ids, "zzz"], 0.25, seed=1)
-    assert set(va) <= set(va2) and set(tr) <= set(tr2)
-    assert split_ids(["a", "b"], 0.0) == (["a", "b"], [])
-    assert len(split_ids(["a", "b"], 0.01)[1]) == 1
+def test_split_by_patient_keeps_each_patient_on_one_side():
+    from training.splits import split_cases_by_patient
+
+    cases = [(f"case{i:03d}", f"p{i // 3}" if i < 30 else None) for i in range(40)]
+    tr, va = split_cases_by_patient(cases, 0.25, seed=1)
+    assert (tr, va) == split_cases_by_patient(cases, 0.25, seed=1)
+    assert set(tr).isdisjoint(va) and set(tr) | set(va) == {c for c, _ in cases}
+    assert 6 <= len(va) <= 14
+    for pid in {p for _, p in cases if p}:
+        sides = {c in va for c, p in cases if p == pid}
+        assert len(sides) == 1, f"patient {pid} is on both sides"
+    assert split_cases_by_patient(cases, 0.25, seed=2) != (tr, va)  # the seed matters
+    assert split_cases_by_patient([("a", None), ("b", None)], 0.0) == (["a", "b"], [])
+    assert len(split_cases_by_patient([("a", None), ("b", None)], 0.01)[1]) == 1
 
 
 def test_workspace_dataset_uses_latest_human_or_import_revision(filled_workspace, tmp_path):

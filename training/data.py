@@ -37,11 +37,29 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # ----------------------------------------------------------------------------- the fixed split
 # Decided before any training; the same in training, evaluation and docs/MODEL.md.
-VOCAL_TUMOUR_SEQ = "patient1/seq1"
-VOCAL_TUMOUR_TRAIN_N = 21  # first 21 frames by name -> train, the rest (0041..0080) -> val
+#
+# The laryngeal tumour appears in two recordings of one patient (seq1, seq2). A figure on frames
+# of a recording the model trained on says little about a new recording (release 2 scored 0.947
+# on a block of seq1 and 0.36 on seq2), so the laryngeal split is by recording: a fold trains on
+# one tumour sequence and is measured on the other. "legacy" is releases 1-2's split (the first
+# 21 frames of seq1 train, its last 11 "validate"), kept only to reproduce their commands.
+VOCAL_TUMOUR_SEQS = ("patient1/seq1", "patient1/seq2")
+VOCAL_TUMOUR_SEQ = "patient1/seq1"  # the legacy split's only tumour sequence
+VOCAL_TUMOUR_TRAIN_N = 21  # legacy: first 21 frames of seq1 by name -> train, the rest -> "val"
 VOCAL_NEG_TRAIN = ("patient1/seq3", "patient1/seq4", "patient2/seq5")
 VOCAL_NEG_VAL = ("patient2/seq6",)
 VOCAL_TUMOUR_LABEL = 4
+# fold -> (tumour sequences trained on, tumour sequences measured on)
+FOLDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "a": (("patient1/seq1",), ("patient1/seq2",)),
+    "b": (("patient1/seq2",), ("patient1/seq1",)),
+    "all": (VOCAL_TUMOUR_SEQS, ()),
+    "legacy": ((VOCAL_TUMOUR_SEQ,), (VOCAL_TUMOUR_SEQ,)),
+}
+# Kvasir's validation split (every 5th name) is halved: "val_choose" (even positions) is what
+# training may choose on (checkpoints, views, defaults), "val_report" (odd positions) is reported
+# and chooses nothing.
+KVASIR_SPLITS = ("train", "val", "val_choose", "val_report")
 
 
 @dataclass(frozen=True)
@@ -55,29 +73,46 @@ class PublicItem:
 
 
 def kvasir_split(root: Path, split: str) -> list[PublicItem]:
-    """kvasir-seg-256, names sorted: index % 5 == 0 -> val (176), else train (704)."""
+    """kvasir-seg-256, names sorted: index % 5 == 0 -> val (176, halved into val_choose and
+    val_report by position), else train (704)."""
+    if split not in KVASIR_SPLITS:
+        raise ValueError(f"kvasir split must be one of {KVASIR_SPLITS}")
     names = sorted(p.name for p in (root / "images").glob("*.jpg"))
-    keep = [n for i, n in enumerate(names) if (i % 5 == 0) == (split == "val")]
+    keep = [n for i, n in enumerate(names) if (i % 5 == 0) == (split != "train")]
+    if split == "val_choose":
+        keep = keep[0::2]
+    elif split == "val_report":
+        keep = keep[1::2]
     return [
         PublicItem("kvasir", root / "images" / n, root / "masks" / (Path(n).stem + ".png"), "kvasir/" + n)
         for n in keep
     ]
 
 
-def vocalfolds_split(root: Path, split: str) -> tuple[list[PublicItem], list[PublicItem]]:
+def vocalfolds_split(root: Path, split: str, fold: str = "legacy") -> tuple[list[PublicItem], list[PublicItem]]:
     """(tumour-sequence frames, tumour-free frames) of the vocalfolds split.
 
-    Tumour sequence patient1/seq1 sorted by name: first 21 train, last 11 val (a contiguous
-    held-out block). Tumour-free: seq3, seq4 (patient1), seq5 (patient2) train; patient2/seq6
-    val (a sequence never trained on, for false_positive_rate).
+    ``fold`` "a" trains on every frame of seq1 and measures on seq2, "b" the reverse, "all"
+    trains on both (no laryngeal tumour validation); "legacy" is releases 1-2's block split of
+    seq1. Tumour-free: seq3, seq4 (patient1), seq5 (patient2) train; patient2/seq6 val (a
+    sequence never trained on, for false_positive_rate). Tumour sequences keep their few
+    tumour-free frames (they are part of the recording).
     """
+    if fold not in FOLDS:
+        raise ValueError(f"unknown fold {fold!r}; choose one of {sorted(FOLDS)}")
+    if split not in ("train", "val"):
+        raise ValueError("split must be 'train' or 'val'")
 
     def items(seq: str, group: str) -> list[PublicItem]:
         files = sorted((root / "images" / seq).glob("*.png"))
         return [PublicItem(group, f, root / "labels" / seq / f.name, f"vocalfolds/{seq}/{f.name}") for f in files]
 
-    tum = items(VOCAL_TUMOUR_SEQ, "vocal_tumour")
-    tum = tum[:VOCAL_TUMOUR_TRAIN_N] if split == "train" else tum[VOCAL_TUMOUR_TRAIN_N:]
+    if fold == "legacy":
+        tum = items(VOCAL_TUMOUR_SEQ, "vocal_tumour")
+        tum = tum[:VOCAL_TUMOUR_TRAIN_N] if split == "train" else tum[VOCAL_TUMOUR_TRAIN_N:]
+    else:
+        seqs = FOLDS[fold][0 if split == "train" else 1]
+        tum = [it for s in seqs for it in items(s, "vocal_tumour")]
     neg_seqs = VOCAL_NEG_TRAIN if split == "train" else VOCAL_NEG_VAL
     neg = [it for s in neg_seqs for it in items(s, "vocal_neg")]
     return tum, neg
@@ -118,6 +153,15 @@ class AugmentConfig:
     gamma: float = 0.2
     channel_gain: float = 0.05
     blur_p: float = 0.1
+    scope: bool = False  # also training.scope_aug (another endoscope's image formation)
+
+
+# Releases 1-2 trained with AugmentConfig(); release 3 ("scope") zooms out further, so a lesion
+# appears as small as seq2's 1 % of the frame, and renders each image as another scope might.
+AUG_PRESETS: dict[str, AugmentConfig] = {
+    "basic": AugmentConfig(),
+    "scope": AugmentConfig(scale=(0.6, 1.3), scope=True),
+}
 
 
 def geometric_matrix(
@@ -276,6 +320,12 @@ class PairDataset(Dataset):
             wli = photometric(wli, rng, self.aug)
             if nbi is not None:
                 nbi = photometric(nbi, rng, self.aug)
+            if self.aug.scope:
+                from training.scope_aug import scope_augment
+
+                wli = scope_augment(wli, rng)
+                if nbi is not None:
+                    nbi = scope_augment(nbi, rng)
         present = nbi is not None
         wt = to_tensor(wli, self.mean, self.std)
         nt = to_tensor(nbi, self.mean, self.std) if present else torch.zeros_like(wt)
@@ -304,10 +354,12 @@ def _hash_lines(lines: Iterable[str]) -> str:
 class PublicDataset(PairDataset):
     """kvasir-seg-256 + vocalfolds (tumour = label 4) from ../shared/data with pseudo-NBI.
 
-    ``split`` "train" | "val" follows the fixed split above. In train, the 21 vocalfolds tumour
-    frames (the target domain) are repeated ``tumour_repeat`` times per epoch, and tumour-free
-    vocalfolds frames are included as negatives (``negatives``). Images are decoded once and
-    kept in memory at most ``cache_px`` on the long side (workers share them by fork).
+    ``split`` "train" | "val" follows the fixed split above (``fold`` picks the laryngeal
+    recordings, ``kvasir_val`` which part of Kvasir's validation split "val" means). In train,
+    the vocalfolds tumour frames (the target domain) are repeated ``tumour_repeat`` times per
+    epoch, and tumour-free vocalfolds frames are included as negatives (``negatives``). Images
+    are decoded once and kept in memory at most ``cache_px`` on the long side (workers share
+    them by fork).
     """
 
     def __init__(
@@ -319,6 +371,8 @@ class PublicDataset(PairDataset):
         negatives: bool = True,
         misregistration: float = 0.01,
         cache_px: int = 320,
+        fold: str = "legacy",
+        kvasir_val: str = "val",
         **kw,
     ) -> None:
         kw.setdefault("train", split == "train")
@@ -328,15 +382,17 @@ class PublicDataset(PairDataset):
         root = Path(shared_root)
         self.root = root
         self.split = split
+        self.fold = fold
+        self.kvasir_val = kvasir_val
         self.misregistration = misregistration
         base: list[PublicItem] = []
         unknown = set(which) - {"kvasir", "vocalfolds"}
         if unknown:
             raise ValueError(f"unknown public sets {sorted(unknown)}")
         if "kvasir" in which:
-            base += kvasir_split(root / "kvasir-seg-256", split)
+            base += kvasir_split(root / "kvasir-seg-256", split if split == "train" else kvasir_val)
         if "vocalfolds" in which:
-            tum, neg = vocalfolds_split(root / "vocalfolds", split)
+            tum, neg = vocalfolds_split(root / "vocalfolds", split, fold)
             base += tum
             if negatives:
                 base += neg
@@ -400,6 +456,9 @@ class PublicDataset(PairDataset):
             "source": "public",
             "root": str(self.root),
             "split": self.split,
+            "fold": self.fold,
+            "laryngeal_tumour_sequences": list(FOLDS[self.fold][0 if self.split == "train" else 1]),
+            "kvasir": "train" if self.split == "train" else self.kvasir_val,
             "n_items": len(self.index),
             "n_unique": len(self.items),
             "groups": {g: self.groups().count(g) for g in sorted(set(self.groups()))},
@@ -413,6 +472,7 @@ class PublicDataset(PairDataset):
 @dataclass(frozen=True)
 class _Record:
     case_id: str
+    patient_id: str | None
     wli_path: Path
     nbi_path: Path | None
     homography: np.ndarray
@@ -421,12 +481,15 @@ class _Record:
 
 
 class WorkspaceDataset(PairDataset):
-    """Cases of a workspace with status in ``statuses`` and a human or imported revision.
+    """Cases of a workspace with status in ``statuses`` and a mask a clinician stands behind.
 
     The case list is read once here and the database closed again, so DataLoader workers only
-    read files (a SQLite connection must not cross a fork). The mask is the latest revision
-    whose source is human or import (model revisions are not ground truth). NBI is warped into
-    the WLI frame with the case's homography; a case without NBI gets nbi_present False.
+    read files (a SQLite connection must not cross a fork). The mask of an *approved* case is
+    its latest revision whatever its source: a prediction the clinician approved unchanged is
+    ground truth too, and leaving it out would teach the model only from the cases it got
+    wrong. Other statuses use the latest human or imported revision (an unreviewed prediction
+    is not ground truth). NBI is warped into the WLI frame with the case's homography; a case
+    without NBI gets nbi_present False.
     """
 
     def __init__(
@@ -448,12 +511,16 @@ class WorkspaceDataset(PairDataset):
             for case in w.cases(status=list(statuses)):
                 if wanted is not None and case.id not in wanted:
                     continue
-                rev = w.latest_revision(case.id, sources=("human", "import"))
+                if case.status == "approved":
+                    rev = w.latest_revision(case.id)
+                else:
+                    rev = w.latest_revision(case.id, sources=("human", "import"))
                 if rev is None:
                     continue
                 records.append(
                     _Record(
                         case.id,
+                        case.patient_id,
                         self._abs(case.wli_path),
                         self._abs(case.nbi_path) if case.nbi_path else None,
                         np.asarray(case.homography, dtype=np.float64).reshape(3, 3),
@@ -478,6 +545,11 @@ class WorkspaceDataset(PairDataset):
     @property
     def case_ids(self) -> list[str]:
         return [r.case_id for r in self.records]
+
+    @property
+    def case_patients(self) -> list[tuple[str, str | None]]:
+        """(case id, patient id) of every case, for the split by patient."""
+        return [(r.case_id, r.patient_id) for r in self.records]
 
     def subset(self, case_ids: Iterable[str]) -> WorkspaceDataset:
         """A copy restricted to the given case ids (for a train/val split)."""
@@ -538,6 +610,7 @@ class ExportFolderDataset(PairDataset):
         if not manifest.exists():
             raise FileNotFoundError(f"{manifest} not found (is this an exported dataset folder?)")
         rows = []
+        self._patients: dict[str, str | None] = {}
         with open(manifest, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 cid = (row.get("id") or row.get("case_id") or "").strip()
@@ -549,6 +622,7 @@ class ExportFolderDataset(PairDataset):
                 if split is not None and sp != split:
                     continue
                 rows.append((cid, sp, _parse_homography(row.get("homography"))))
+                self._patients[cid] = (row.get("patient") or row.get("patient_id") or "").strip() or None
         self.rows = rows
         self.split = split
 
@@ -558,6 +632,11 @@ class ExportFolderDataset(PairDataset):
     @property
     def case_ids(self) -> list[str]:
         return [r[0] for r in self.rows]
+
+    @property
+    def case_patients(self) -> list[tuple[str, str | None]]:
+        """(case id, patient id) of every row, for the split by patient."""
+        return [(r[0], self._patients.get(r[0])) for r in self.rows]
 
     def load(self, i: int, rng: np.random.Generator) -> tuple:
         from training.imageio import read_mask, read_rgb
@@ -581,31 +660,17 @@ class ExportFolderDataset(PairDataset):
         }
 
 
-def split_ids(ids: Sequence[str], val_fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Deterministic train/val split of case ids by a seeded hash (stable when cases are added)."""
-    if val_fraction <= 0 or len(ids) < 2:
-        return list(ids), []
-
-    def key(cid: str) -> float:
-        d = hashlib.sha256(f"{seed}:{cid}".encode()).digest()
-        return int.from_bytes(d[:8], "big") / 2**64
-
-    val = [c for c in ids if key(c) < val_fraction]
-    if not val:  # at least one validation case
-        val = [min(ids, key=key)]
-    if len(val) == len(ids):
-        val = val[:-1]
-    vs = set(val)
-    return [c for c in ids if c not in vs], [c for c in ids if c in vs]
-
-
 # ----------------------------------------------------------------------------- eval CSVs
 def write_public_eval_csvs(shared_root: str | Path, out_dir: str | Path) -> dict[str, Path]:
-    """Write the evaluation CSVs of the fixed validation split (for ``python -m training evaluate``).
+    """Write the evaluation CSVs of the fixed split (for ``python -m training evaluate``).
 
-    kvasir_val.csv points at the kvasir images/masks in place; vocalfolds labels are class maps,
-    so binary masks (label == 4; all-zero for tumour-free frames) are written under
-    ``out_dir/masks``. Paths in the CSVs are relative to the CSV.
+    ``kvasir_val_choose`` / ``kvasir_val_report`` (the two halves of Kvasir's validation split;
+    ``kvasir_val`` is both), ``vocal_seq1`` / ``vocal_seq2`` (every frame of each laryngeal tumour
+    recording: a fold is measured on the one it did not train on), ``vocal_neg_val`` (the
+    tumour-free seq6) and ``vocal_tumour_val`` (the legacy block of seq1, releases 1-2 only).
+    Kvasir CSVs point at the images/masks in place; vocalfolds labels are class maps, so binary
+    masks (label == 4; all-zero for tumour-free frames) are written under ``out_dir/masks``.
+    Paths in the CSVs are relative to the CSV.
     """
     import os
 
@@ -617,9 +682,17 @@ def write_public_eval_csvs(shared_root: str | Path, out_dir: str | Path) -> dict
     def rel(p: Path) -> str:
         return os.path.relpath(Path(p).resolve(), out.resolve())
 
-    kv = kvasir_split(root / "kvasir-seg-256", "val")
-    tum, neg = vocalfolds_split(root / "vocalfolds", "val")
-    for name, items in (("kvasir_val", kv), ("vocal_tumour_val", tum), ("vocal_neg_val", neg)):
+    voc = root / "vocalfolds"
+    sets: dict[str, list[PublicItem]] = {
+        name: kvasir_split(root / "kvasir-seg-256", split)
+        for name, split in (("kvasir_val", "val"), ("kvasir_val_choose", "val_choose"),
+                            ("kvasir_val_report", "val_report"))
+    }
+    sets["vocal_seq1"] = vocalfolds_split(voc, "val", "b")[0]
+    sets["vocal_seq2"] = vocalfolds_split(voc, "val", "a")[0]
+    sets["vocal_neg_val"] = vocalfolds_split(voc, "val", "a")[1]
+    sets["vocal_tumour_val"] = vocalfolds_split(voc, "val", "legacy")[0]
+    for name, items in sets.items():
         path = out / f"{name}.csv"
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)

@@ -82,6 +82,7 @@ import numpy as np
 
 from training.annotations import mask_to_coco_annotations, mask_to_labelme
 from training.imageio import TEMP_PREFIX, ImageReadError, encode_png, fsync_dir, sha256_bytes
+from training.splits import patient_key, split_by_patient
 from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, pid_alive, safe_id
 
 __all__ = [
@@ -172,36 +173,6 @@ def pseudonym(secret: bytes, kind: str, value: str) -> str:
     """Stable pseudonym of an id: ``c``/``p`` + 16 hex of HMAC-SHA256(secret, kind NUL value)."""
     digest = hmac.new(secret, f"{kind}\0{value}".encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
     return f"{kind[0]}{digest[:16]}"
-
-
-# ------------------------------------------------------------------------------------ split
-def split_by_patient(groups: dict[str, int], val_fraction: float, seed: int = 0) -> set[str]:
-    """The patient keys that go to validation, given {patient key: number of cases}.
-
-    Patients are ordered by sha256(seed, key); each is taken when it brings the validation count
-    strictly closer to round(val_fraction * cases) (on a tie train keeps it). Never all patients;
-    at least one when ``val_fraction`` > 0 and there are two or more.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if val_fraction == 0.0 or len(groups) < 2:
-        return set()
-    total = sum(groups.values())
-    target = max(1, round(val_fraction * total))
-    order = sorted(groups, key=lambda k: hashlib.sha256(f"{seed}\0{k}".encode("utf-8", "surrogatepass")).digest())
-    val: list[str] = []
-    n = 0
-    for key in order:
-        if n >= target:
-            break
-        if abs(n + groups[key] - target) < abs(n - target):
-            val.append(key)
-            n += groups[key]
-    if not val:
-        val = [order[0]]
-    if len(val) == len(groups):
-        val = val[:-1]
-    return set(val)
 
 
 # ------------------------------------------------------------------------------- safe paths
@@ -398,7 +369,7 @@ def export_dataset(ws: Workspace, out_dir: os.PathLike | str, fmt: str,
     for case in ws.cases(status=wanted):
         rev = ws.latest_revision(case.id)
         if rev is not None:
-            items.append(_Item(case, rev, "", "", case.patient_id if case.patient_id else f"\0case:{case.id}"))
+            items.append(_Item(case, rev, "", "", patient_key(case.id, case.patient_id)))
     if not items:
         raise ExportError(f"nothing to export: no case with status {' or '.join(wanted)} has a mask "
                           f"in {ws.root}")

@@ -82,10 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-aux", action="store_true", help="segmentation loss only (no align/disentangle/DACL/MMD)")
-    p.add_argument("--modality-dropout", type=float, default=0.25)
+    p.add_argument("--modality-dropout", type=float, default=0.25, help="share of samples whose NBI is dropped")
+    p.add_argument("--wli-dropout", type=float, default=0.15,
+                   help="share of samples (with NBI) whose WLI is dropped, so the NBI stream must segment alone "
+                        "(needs a network with NBI skips; never both streams)")
     p.add_argument("--tumour-repeat", type=int, default=6, help="public: repeats of the vocalfolds tumour frames")
     p.add_argument("--no-negatives", action="store_true", help="public: leave out tumour-free vocalfolds frames")
     p.add_argument("--which", default="kvasir,vocalfolds", help="public: which sets")
+    p.add_argument("--fold", default="a", choices=["a", "b", "all", "legacy"],
+                   help="public: laryngeal recordings trained on (a: seq1, measured on seq2; b: the reverse; "
+                        "all: both; legacy: releases 1-2's block split of seq1)")
+    p.add_argument("--val-which", default="kvasir",
+                   help="public: sets validated on during training (default kvasir: its val_choose half; "
+                        "the laryngeal recording a fold is measured on stays unseen until evaluation)")
+    p.add_argument("--kvasir-val", default="val_choose", choices=["val", "val_choose", "val_report"],
+                   help="public: which half of Kvasir's validation split training validates on")
+    p.add_argument("--aug", default="scope", choices=["basic", "scope"],
+                   help="augmentation: basic (releases 1-2) or scope (+ another endoscope's colour, light, "
+                        "blur, JPEG, resolution; wider zoom-out)")
+    p.add_argument("--select", default="last", choices=["last", "best"],
+                   help="weights released: the last epoch (default; the held-out cases then chose nothing) "
+                        "or the best validation epoch (the validation figure is then optimistic)")
+    p.add_argument("--upgrade-arch", action="store_true",
+                   help="with --init: build the current network (NBI skips, click inputs) and start it from "
+                        "the parent's weights, new paths at zero (releases 1-2 -> 3)")
     p.add_argument("--misregistration", type=float, default=0.01, help="public: residual registration error")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
@@ -93,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tqdm", action="store_true")
     p.add_argument("--progress-every", type=float, default=10.0,
                    help="seconds between {'event': 'step'} progress lines on stdout (0: off)")
-    p.add_argument("--register", action="store_true", help="workspace: also make the new model active")
+    p.add_argument("--register", action="store_true",
+                   help="workspace: also make the new model active if it beats its parent on the held-out cases "
+                        "(a version that does not is registered but stays inactive)")
     p.add_argument("--norm-stats", default="auto", choices=["auto", "update", "freeze"],
                    help="BatchNorm running statistics: update them, or freeze them (auto: freeze when "
                         "fine-tuning with --init)")
@@ -157,6 +179,22 @@ def blend_with_parent(net: torch.nn.Module, parent_state: dict[str, torch.Tensor
     for name, w in net.state_dict().items():
         if w.is_floating_point():
             w.copy_(parent_state[name].to(w.device, w.dtype).lerp(w, share))
+
+
+def activation_verdict(metrics: dict) -> tuple[bool, str]:
+    """(activate?, why) for a new workspace version, from its card metrics.
+
+    A version is made active only when it beats its parent on the same held-out cases (or has
+    no parent or no held-out cases to compare on): a clinic should not silently get a model
+    that scores lower on its own cases. The Train dialog offers "Activate anyway"."""
+    new, old = metrics.get("val_dice"), metrics.get("parent_val_dice")
+    if old is None:
+        return True, "no parent to compare with"
+    if new is None:
+        return True, "no held-out cases to compare on"
+    if new > old:
+        return True, f"held-out Dice {new:.3f} beats the parent's {old:.3f}"
+    return False, f"held-out Dice {new:.3f} does not beat the parent's {old:.3f}: registered, not activated"
 
 
 class EpochSampler(Sampler):
@@ -279,9 +317,11 @@ def _default_shared_root() -> Path:
 
 def build_datasets(args, cfg, size: int, val_size: int):
     """(train dataset, val dataset or None, kind, workspace path or None)."""
-    from training.data import ExportFolderDataset, PublicDataset, WorkspaceDataset, split_ids
+    from training.data import AUG_PRESETS, ExportFolderDataset, PublicDataset, WorkspaceDataset
+    from training.splits import split_cases_by_patient
 
     common = {"seed": args.seed, "mean": cfg.mean, "std": cfg.std}
+    train_aug = AUG_PRESETS[getattr(args, "aug", "basic")]
     if args.data == "public":
         root = Path(args.shared_root) if args.shared_root else _default_shared_root()
         which = tuple(w.strip() for w in args.which.split(",") if w.strip())
@@ -293,11 +333,18 @@ def build_datasets(args, cfg, size: int, val_size: int):
             negatives=not args.no_negatives,
             misregistration=args.misregistration,
             size=size,
+            fold=args.fold,
+            aug=train_aug,
             **common,
         )
-        va = PublicDataset(root, "val", which=which, misregistration=args.misregistration, size=val_size, **common)
+        val_which = tuple(w.strip() for w in args.val_which.split(",") if w.strip() and w.strip() in which)
+        va = None
+        if val_which:
+            va = PublicDataset(root, "val", which=val_which, misregistration=args.misregistration, size=val_size,
+                               fold=args.fold, kvasir_val=args.kvasir_val, **common)
         return tr, va, "public", None
     path = Path(args.data)
+    common["aug"] = train_aug
     if (path / "manifest.csv").exists():
         full = ExportFolderDataset(path, None, size=size, **common)
         splits = {r[1] for r in full.rows}
@@ -305,7 +352,7 @@ def build_datasets(args, cfg, size: int, val_size: int):
             tr = ExportFolderDataset(path, "train", size=size, **common)
             va = ExportFolderDataset(path, "val", size=val_size, train=False, **common)
         else:
-            tr_ids, va_ids = split_ids(full.case_ids, args.val_fraction, args.seed)
+            tr_ids, va_ids = split_cases_by_patient(full.case_patients, args.val_fraction, args.seed)
             tr = _subset_rows(full, tr_ids, size, True)
             va = _subset_rows(full, va_ids, val_size, False) if va_ids else None
         return tr, va, "export", None
@@ -313,8 +360,8 @@ def build_datasets(args, cfg, size: int, val_size: int):
         statuses = tuple(s.strip() for s in args.statuses.split(",") if s.strip())
         full = WorkspaceDataset(path, statuses=statuses, size=size, **common)
         if len(full) == 0:
-            raise SystemExit(f"{path}: no case with status {'/'.join(statuses)} and a human or imported mask")
-        tr_ids, va_ids = split_ids(full.case_ids, args.val_fraction, args.seed)
+            raise SystemExit(f"{path}: no case with status {'/'.join(statuses)} and a mask to learn from")
+        tr_ids, va_ids = split_cases_by_patient(full.case_patients, args.val_fraction, args.seed)
         tr = full.subset(tr_ids)
         va = None
         if va_ids:
@@ -434,6 +481,12 @@ def _run(args, argv: list[str]) -> int:
         raise SystemExit("--parent-blend must be in (0, 1]")
     if args.parent_blend < 1.0 and not args.init:
         raise SystemExit("--parent-blend needs --init (the parent to blend with)")
+    if args.upgrade_arch and not args.init:
+        raise SystemExit("--upgrade-arch needs --init (the network to upgrade)")
+    if args.upgrade_arch and args.parent_blend < 1.0:
+        raise SystemExit("--upgrade-arch: the parent has other tensors, so it cannot be blended (--parent-blend 1)")
+    if not 0.0 <= args.modality_dropout + args.wli_dropout < 1.0:
+        raise SystemExit("--modality-dropout + --wli-dropout must be below 1 (a sample keeps one stream)")
 
     # --- distributed -------------------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -456,6 +509,20 @@ def _run(args, argv: list[str]) -> int:
         net, pcard = load_model(args.init, map_location="cpu")
         cfg = ADFConfig.from_dict(pcard["config"])
         parent = {"id": pcard.get("id"), "sha256": pcard.get("sha256"), "path": str(args.init)}
+        if args.upgrade_arch:
+            import dataclasses
+
+            from model.adf import upgrade_state
+
+            new_cfg = dataclasses.replace(cfg, nbi_skips=True, click_chans=3)
+            if new_cfg == cfg:
+                raise SystemExit("--upgrade-arch: the parent already has the current network")
+            old_state = net.state_dict()
+            cfg = new_cfg
+            torch.manual_seed(args.seed)
+            net = ADFNet(cfg)
+            parent["upgraded_from_config"] = {"nbi_skips": False, "click_chans": 0}
+            parent["new_tensors"] = upgrade_state(net, old_state)
     else:
         cfg = get_preset(args.preset)
         if args.input_size:
@@ -477,6 +544,8 @@ def _run(args, argv: list[str]) -> int:
     if main_rank:
         ckdir.mkdir(parents=True, exist_ok=True)
     log = JsonLog(out / LOG_NAME, main_rank)
+
+    wli_drop = args.wli_dropout if cfg.nbi_skips else 0.0  # older networks have no NBI-only path
 
     # --- data --------------------------------------------------------------------------------
     schedule = _parse_size_schedule(args.size_schedule, args.size or cfg.input_size)
@@ -643,14 +712,18 @@ def _run(args, argv: list[str]) -> int:
             nbi = batch["nbi"].to(device, non_blocking=True)
             target = batch["mask"].to(device, non_blocking=True)
             present = batch["nbi_present"].to(device)
-            if args.modality_dropout > 0:
-                keep = torch.rand(present.shape[0]) >= args.modality_dropout
-                present = present & keep.to(device)
+            wli_present = None
+            if args.modality_dropout > 0 or wli_drop > 0:
+                # one draw per sample: drop NBI, drop WLI (only where NBI is there), or keep both
+                u = torch.rand(present.shape[0]).to(device)
+                drop_w = (u >= args.modality_dropout) & (u < args.modality_dropout + wli_drop) & present
+                present = present & (u >= args.modality_dropout)
+                wli_present = ~drop_w if bool(drop_w.any()) else None
             if args.channels_last:
                 wli = wli.contiguous(memory_format=torch.channels_last)
                 nbi = nbi.contiguous(memory_format=torch.channels_last)
             with amp_ctx():
-                out_ = model(wli, nbi, present)
+                out_ = model(wli, nbi, present, wli_present)
                 loss, parts = adf_loss(out_, target, prog, aux=not args.no_aux, net=net)
             opt.zero_grad(set_to_none=True)
             if scaler.is_enabled():
@@ -733,7 +806,7 @@ def _run(args, argv: list[str]) -> int:
             rng_states = gathered
         if main_rank:
             _save_weights(net, ckdir / "last.safetensors")
-            if improved:
+            if improved and args.select == "best":
                 _save_weights(net, ckdir / "best.safetensors")
             state = {
                 "optimizer": opt.state_dict(),
@@ -777,9 +850,11 @@ def _run(args, argv: list[str]) -> int:
     result = 0
     if main_rank:
         best_w = ckdir / "best.safetensors"
-        source = "best" if best_w.exists() else "last"
+        source = "best" if args.select == "best" and best_w.exists() else "last"
         _load_weights(net, best_w if source == "best" else ckdir / "last.safetensors")
-        metrics = {"selected": source, "best_epoch": best_epoch if best_epoch >= 0 else None}
+        metrics = {"selected": source, "best_epoch": best_epoch if best_epoch >= 0 else None,
+                   "held_out_chose": ("the epoch (best validation Dice): the val figures are optimistic"
+                                      if source == "best" else "nothing (the last epoch is released)")}
         blended = parent_state is not None and args.parent_blend < 1.0
         if blended:
             blend_with_parent(net, parent_state, args.parent_blend)
@@ -821,6 +896,10 @@ def _run(args, argv: list[str]) -> int:
                 "lr": args.lr,
                 "aux_losses": not args.no_aux,
                 "modality_dropout": args.modality_dropout,
+                "wli_dropout": wli_drop,
+                "augmentation": args.aug,
+                "fold": args.fold if kind == "public" else None,
+                "select": args.select,
                 "norm_stats": "frozen" if freeze_norm else "updated",
                 "frozen_encoders": bool(args.freeze_encoders),
                 "parent_blend": args.parent_blend if parent_state is not None else None,
@@ -834,17 +913,22 @@ def _run(args, argv: list[str]) -> int:
         }
         js = save_model(net, cfg, out / model_id, card)
         registered = None
+        activated, activation = False, "not asked (--register not given)"
         if ws_path is not None:
             from training.store import Workspace
 
+            if args.register:
+                activated, activation = activation_verdict(metrics)
             with Workspace.open(ws_path) as w:
-                registered = w.register_model(js, activate=args.register)
+                registered = w.register_model(js, activate=activated)
         log(
             {
                 "event": "done",
                 "model": str(js),
                 "model_id": model_id,
                 "registered": registered,
+                "activated": activated,
+                "activation": activation,
                 "stopped_by": stopped_by,
                 "epochs_done": epoch,
                 "parent_blend": args.parent_blend if parent_state is not None else None,
