@@ -45,7 +45,7 @@ class UNetPredictor(Predictor):
         self.__dict__.update(base.__dict__)
         self.unet = UNet(32).eval().to(memory_format=torch.channels_last)
 
-    def _forward(self, wli_t, nbi_t, present):
+    def _forward(self, wli_t, nbi_t, present, *_rest):
         return torch.sigmoid(self.unet(wli_t)[:, 0].float()).cpu()
 
 

@@ -123,6 +123,22 @@ class Predictor:
         self.device_reason = device_reason
         self.net = net.eval().to(device=device, memory_format=torch.channels_last)
         self._fell_back = False
+        # "both": every stream a case has (the app); "nbi": the NBI-only ablation (networks with
+        # NBI skips only). WLI-only is simply predict(wli, None).
+        self.streams = "both"
+
+    @property
+    def interactive(self) -> bool:
+        """Whether this network takes clicks (click_chans > 0 and trained for them, per its card)."""
+        return bool(self.cfg.click_chans) and bool(self.card.get("interactive"))
+
+    def set_streams(self, streams: str) -> None:
+        """Choose "both" or "nbi" (see __init__); refuses "nbi" for a network without an NBI-only path."""
+        if streams not in ("both", "nbi"):
+            raise ValueError("streams must be 'both' or 'nbi'")
+        if streams == "nbi" and not self.cfg.nbi_skips:
+            raise ValueError(f"model {self.model_id} has no NBI-only path (trained before release 3)")
+        self.streams = streams
 
     @classmethod
     def load(cls, path: os.PathLike | str, device: str = "auto", tta: bool = True) -> Predictor:
@@ -166,36 +182,47 @@ class Predictor:
         t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
         return t.to(self.device, non_blocking=True)
 
-    def _forward(self, wli_t: torch.Tensor, nbi_t: torch.Tensor | None, present: torch.Tensor | None) -> torch.Tensor:
+    def _forward(self, wli_t: torch.Tensor, nbi_t: torch.Tensor | None, present: torch.Tensor | None,
+                 wli_present: torch.Tensor | None = None, clicks: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities (B,s,s) float32 on the CPU, averaged over the card's flip views.
 
         Subclasses (benchmarks) may swap the net."""
         views = self.flips
         if len(views) == 1 and not views[0]:
-            out = self.net(wli_t, nbi_t, present)
+            out = self.net(wli_t, nbi_t, present, wli_present, clicks)
             return torch.sigmoid(out.logits[:, 0].float()).cpu()
 
         def flip(t: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
             return torch.flip(t, dims) if dims else t
 
+        def cat(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else torch.cat([flip(t, d) for d in views])
+
+        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.repeat(len(views))
+
         b = wli_t.shape[0]
-        wli_all = torch.cat([flip(wli_t, d) for d in views])
-        nbi_all = None if nbi_t is None else torch.cat([flip(nbi_t, d) for d in views])
-        present_all = None if present is None else present.repeat(len(views))
-        logits = self.net(wli_all, nbi_all, present_all).logits[:, 0:1].float()
+        logits = self.net(cat(wli_t), cat(nbi_t), rep(present), rep(wli_present), cat(clicks)).logits[:, 0:1].float()
         probs = [flip(torch.sigmoid(logits[i * b:(i + 1) * b]), d) for i, d in enumerate(views)]
         return torch.stack(probs).mean(0)[:, 0].cpu()
 
-    def _infer(self, wl: list[np.ndarray], nb: list[np.ndarray | None]) -> np.ndarray:
+    def _infer(self, wl: list[np.ndarray], nb: list[np.ndarray | None],
+               clicks: list[np.ndarray] | None = None) -> np.ndarray:
         def run() -> np.ndarray:
             with torch.inference_mode():
                 wli_t = self._to_tensor(wl)
+                ck = None
+                if clicks is not None:
+                    ck = self._to_tensor(clicks)
                 if all(n is None for n in nb):
-                    return self._forward(wli_t, None, None).numpy()
+                    return self._forward(wli_t, None, None, None, ck).numpy()
                 zero = np.zeros_like(wl[0])
                 nbi_t = self._to_tensor([zero if n is None else n for n in nb])
                 present = torch.tensor([n is not None for n in nb], device=self.device)
-                return self._forward(wli_t, nbi_t, present).numpy()
+                wpres = None
+                if self.streams == "nbi":  # ablation: NBI alone where a case has it
+                    wpres = ~present
+                return self._forward(wli_t, nbi_t, present, wpres, ck).numpy()
 
         try:
             return run()

@@ -91,13 +91,16 @@ def test_bf16_autocast_channels_last(tiny_net: ADFNet) -> None:
     assert (out.float() - ref).abs().max() < 0.5
 
 
-def _all_grads(net: ADFNet, present: list[bool]) -> dict[str, float]:
+def _all_grads(net: ADFNet, present: list[bool], wli_present: list[bool] | None = None,
+               clicks: bool = False) -> dict[str, float]:
     torch.manual_seed(1)
     x = torch.randn(len(present), 3, 64, 64)
     n = torch.randn(len(present), 3, 64, 64)
     target = (torch.rand(len(present), 1, 64, 64) > 0.5).float()
     net.zero_grad(set_to_none=True)
-    out = net(x, n, torch.tensor(present))
+    wp = None if wli_present is None else torch.tensor(wli_present)
+    ck = torch.rand(len(present), 3, 64, 64) if clicks else None
+    out = net(x, n, torch.tensor(present), wp, ck)
     loss, parts = adf_loss(out, target, progress=0.6, aux=True)
     loss.backward()
     return {k: (0.0 if p.grad is None else float(p.grad.abs().sum())) for k, p in net.named_parameters()}
@@ -107,12 +110,14 @@ def test_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
     net = ADFNet(small_cfg()).train()
     grads = _all_grads(net, [True, True, True])
-    # with NBI present everywhere the stand-in is not used, everything else must learn
-    dead = [k for k, g in grads.items() if g == 0.0 and k != "nbi_spec_standin"]
+    # with both streams everywhere and no clicks the stand-ins and the click input are not used;
+    # everything else must learn
+    unused = {"nbi_spec_standin", "wli_spec_standin", "skip_standin_w", "skip_standin_n", "click_embed.weight"}
+    dead = [k for k, g in grads.items() if g == 0.0 and k not in unused]
     assert dead == []
-    assert grads["nbi_spec_standin"] == 0.0
-    # with modality dropout in the batch the stand-in learns too
-    grads = _all_grads(net, [True, False, True])
+    assert all(grads[k] == 0.0 for k in unused)
+    # with either stream dropped in the batch and clicks given, every parameter learns
+    grads = _all_grads(net, [True, False, True, True], [True, True, False, True], clicks=True)
     assert [k for k, g in grads.items() if g == 0.0] == []
 
 

@@ -113,11 +113,11 @@ def test_cuda_runtime_failure_falls_back_once(model_path: Path) -> None:
         def _to_tensor(self, arrs):  # keep tensors on the CPU: this machine may have no GPU
             return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
 
-        def _forward(self, wli_t, nbi_t, present):
+        def _forward(self, wli_t, nbi_t, present, *rest):
             Flaky.calls += 1
             if self.device == "cuda":
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-            return super()._forward(wli_t, nbi_t, present)
+            return super()._forward(wli_t, nbi_t, present, *rest)
 
     base = Predictor.load(model_path, device="cpu")
     p = Flaky(base.net, base.card, "cpu", "CUDA: fake")

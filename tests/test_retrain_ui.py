@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from tests.viewer_fixtures import FakePredictor, make_window
 
@@ -28,12 +29,22 @@ def trainable_workspace(filled_workspace, tmp_path):
     return filled_workspace
 
 
-def test_train_dialog_one_epoch_makes_and_activates_a_new_model(qtbot, trainable_workspace) -> None:
+def test_train_dialog_keeps_the_base_model_when_the_new_version_is_not_better(qtbot, trainable_workspace,
+                                                                             tmp_path) -> None:
+    """--lr 0 makes the new version equal to its base: not better on the held-out case, so it is
+    registered but not activated, the dialog says so, and "Activate anyway" switches to it."""
     from viewer.train_dialog import TrainDialog
 
     ws = trainable_workspace
-    dlg = TrainDialog(ws.root, ws.models(), extra_args=FAST)
+    win = make_window(qtbot, tmp_path, FakePredictor())
+    assert win.open_workspace(ws.root)
+    dlg = TrainDialog(ws.root, ws.models(), extra_args=[*FAST, "--lr", "0"])
     qtbot.addWidget(dlg)
+    dlg.finishedWith.connect(win._on_training_finished)
+    dlg.activateRequested.connect(win.activate_model)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    assert dlg.activate_btn.isHidden()
     dlg.epochs.setValue(1)
     assert "adf-base" in dlg.base.currentText()
     with qtbot.waitSignal(dlg.finishedWith, timeout=240000) as blocker:
@@ -41,23 +52,47 @@ def test_train_dialog_one_epoch_makes_and_activates_a_new_model(qtbot, trainable
     result = blocker.args[0]
     assert result is not None, dlg.log.toPlainText()
     new_id = result["registered"]
+    assert result["activated"] is False
     models = {m["id"]: m for m in ws.models()}
-    assert new_id in models and models[new_id]["active"] and not models["adf-base"]["active"]
+    assert new_id in models and not models[new_id]["active"] and models["adf-base"]["active"]
+    assert new_id not in win.model_status_label.text()  # the window did not switch to it
     card = models[new_id]["card"]
     assert card.get("parent") and "adf-base" in json.dumps(card["parent"])
+    assert card["metrics"]["held_out_chose"].startswith("nothing")
     # the base model was scored on the same held-out case, and the dialog says how the new one compares
     log = dlg.log.toPlainText()
+    assert card["metrics"]["val_dice"] == card["metrics"]["parent_val_dice"]
     assert isinstance(card["metrics"]["parent_val_dice"], float) and card["training"]["parent_blend"] == 0.5
     assert f"Base model on the 1 held-out cases: Dice {card['metrics']['parent_val_dice']:.3f}" in log
-    assert f"Held-out Dice {card['metrics']['val_dice']:.3f}" in log and "base model's" in log
+    assert "registered but NOT activated" in log and "not better than the base model's" in log
     assert "50% of the way from the base model's to the fine-tuned ones" in log
     assert dlg.plot.loss, "the live plot received the epoch's loss"
+    assert dlg.activate_btn.isVisible() and dlg.activate_btn.isEnabled()
+    qtbot.mouseClick(dlg.activate_btn, Qt.MouseButton.LeftButton)
+    assert [m["id"] for m in ws.models() if m["active"]] == [new_id]
+    assert new_id in win.model_status_label.text()
     # The new model loads and predicts (the card and weights in the workspace are complete).
     from model.predictor import Predictor
 
     pred = Predictor.load(ws.active_model_path(), device="cpu")
     out = pred.predict(ws.load_wli(ws.cases()[0].id))
     assert out.mask.shape == (ws.cases()[0].height, ws.cases()[0].width)
+
+
+def test_train_dialog_activates_a_version_with_no_base_to_compare_with(qtbot, filled_workspace) -> None:
+    from viewer.train_dialog import TrainDialog
+
+    ws = filled_workspace
+    dlg = TrainDialog(ws.root, [], extra_args=FAST)
+    qtbot.addWidget(dlg)
+    dlg.epochs.setValue(1)
+    with qtbot.waitSignal(dlg.finishedWith, timeout=240000) as blocker:
+        dlg.start_btn.click()
+    result = blocker.args[0]
+    assert result is not None, dlg.log.toPlainText()
+    assert result["activated"] is True and result["activation"] == "no parent to compare with"
+    assert [m["id"] for m in ws.models() if m["active"]] == [result["registered"]]
+    assert "registered and activated" in dlg.log.toPlainText() and dlg.activate_btn.isHidden()
 
 
 def test_cancelling_training_leaves_no_half_model(qtbot, trainable_workspace) -> None:

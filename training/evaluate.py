@@ -1,19 +1,26 @@
 """``python -m training evaluate``: measure a model on a CSV of cases, at each WLI image's own size.
 
-    python -m training evaluate --model PATH --csv FILE [--pseudo-nbi] [--wli-only]
-        [--no-registration] [--no-tta] [--device D] [--per-case OUT.csv] [--report DIR]
+    python -m training evaluate --model PATH --csv FILE [--pseudo-nbi] [--wli-only | --nbi-only]
+        [--no-registration] [--no-tta] [--other-device] [--no-noise-check] [--device D]
+        [--per-case OUT.csv] [--report DIR]
 
 PATH is the model's .json card or its path without extension. CSV columns
 ``wli_path,nbi_path,label_path`` (paths relative to the CSV; ``nbi_path`` may be empty; label
 pixels > 0 = tumour). The last stdout line is one JSON object with n, n_positive, dice, iou,
 hd95, sensitivity, specificity, false_positive_rate, ms_per_case (see training.metrics for
-which cases each number averages over).
+which cases each number averages over), ``by_size`` (Dice, sensitivity and detection per
+lesion-size bin) and, whenever NBI is used, ``dice_nbi_noise``: the Dice with every NBI image
+replaced by noise (seeded per case). A network that ignores its NBI stream scores the same
+with noise; one that uses it drops.
 
 The inference-time switches are the ablations of DESIGN.md: ``--wli-only`` ignores NBI,
+``--nbi-only`` segments from NBI alone (networks with NBI skips, release 3 on),
 ``--no-registration`` feeds the NBI unregistered (identity homography) instead of the
 homography that model.registration estimates, ``--no-tta`` ignores the card's test-time
 flips (the model as the app would run it is the default), ``--pseudo-nbi`` synthesises NBI for cases
-without one (seeded per case, with the same small random warp as training).
+without one (seeded per case, with the same small random warp as training). ``--other-device``
+renders every image (before any pseudo-NBI) with ``training.scope_aug.other_device``, a change
+of endoscope that training never sees.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.metrics import CaseMetrics, aggregate, case_metrics
+from training.metrics import CaseMetrics, aggregate, by_lesion_size, case_metrics
 
 
 @dataclass
@@ -78,17 +85,23 @@ def case_seed(name: str) -> int:
 
 
 def prepare_inputs(
-    row: CaseRow, pseudo_nbi: bool, wli_only: bool, no_registration: bool
+    row: CaseRow, pseudo_nbi: bool, wli_only: bool, no_registration: bool, other_device: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool, float]:
     """(wli, nbi or None, homography NBI->WLI or None, synthetic?, registration ms)."""
     from training.imageio import read_rgb
 
     wli = read_rgb(row.wli)
+    if other_device:
+        from training.scope_aug import other_device as render
+
+        wli = render(wli, case_seed(row.name) % 2**32)
     nbi = None
     synthetic = False
     if not wli_only:
         if row.nbi is not None:
             nbi = read_rgb(row.nbi)
+            if other_device:
+                nbi = render(nbi, (case_seed(row.name) + 1) % 2**32)
         elif pseudo_nbi:
             from model.pseudo_nbi import pseudo_nbi as make_pseudo
 
@@ -122,6 +135,11 @@ def _load_label(path: Path, shape: tuple[int, int]) -> np.ndarray:
 PredictFn = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray]
 
 
+def noise_like(img: np.ndarray, name: str) -> np.ndarray:
+    """Uniform noise of an image's shape, seeded by the case name (the NBI-ignored check)."""
+    return np.random.default_rng(case_seed(name) ^ 0x5EED).integers(0, 256, img.shape, dtype=np.uint8)
+
+
 def evaluate_rows(
     rows: list[CaseRow],
     predict: PredictFn,
@@ -129,9 +147,15 @@ def evaluate_rows(
     wli_only: bool = False,
     no_registration: bool = False,
     progress: bool = True,
+    other_device: bool = False,
+    noise_check: bool = True,
 ) -> tuple[dict, list[tuple[str, CaseMetrics]]]:
-    """Run ``predict(wli, nbi, homography) -> bool mask (H,W)`` on every row; (summary, per case)."""
+    """Run ``predict(wli, nbi, homography) -> bool mask (H,W)`` on every row; (summary, per case).
+
+    With ``noise_check`` every case that has NBI is predicted a second time with its NBI
+    replaced by noise; the summary's ``dice_nbi_noise`` is that Dice (None without NBI)."""
     per_case: list[tuple[str, CaseMetrics]] = []
+    noise_case: list[CaseMetrics] = []
     ms: list[float] = []
     bar = None
     if progress:
@@ -139,7 +163,7 @@ def evaluate_rows(
 
         bar = tqdm(total=len(rows), desc="evaluate", file=sys.stderr, mininterval=2.0)
     for row in rows:
-        wli, nbi, hom, _, reg_ms = prepare_inputs(row, pseudo_nbi, wli_only, no_registration)
+        wli, nbi, hom, _, reg_ms = prepare_inputs(row, pseudo_nbi, wli_only, no_registration, other_device)
         t1 = time.perf_counter()
         pred = predict(wli, nbi, hom)
         t2 = time.perf_counter()
@@ -147,6 +171,8 @@ def evaluate_rows(
             raise ValueError(f"{row.name}: prediction {pred.shape} is not at the WLI size {wli.shape[:2]}")
         gt = _load_label(row.label, wli.shape[:2])
         per_case.append((row.name, case_metrics(pred, gt)))
+        if noise_check and nbi is not None:
+            noise_case.append(case_metrics(predict(wli, noise_like(nbi, row.name), hom), gt))
         # registration + network (not file decoding): what a user waits for per case
         ms.append((t2 - t1) * 1000 + reg_ms)
         if bar is not None:
@@ -155,6 +181,9 @@ def evaluate_rows(
         bar.close()
     summary = aggregate(m for _, m in per_case)
     summary["ms_per_case"] = float(np.mean(ms)) if ms else None
+    summary["by_size"] = by_lesion_size(m for _, m in per_case)
+    summary["dice_nbi_noise"] = aggregate(noise_case)["dice"] if noise_case else None
+    summary["fpr_nbi_noise"] = aggregate(noise_case)["false_positive_rate"] if noise_case else None
     return summary, per_case
 
 
@@ -236,7 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the model's .json card or its path without extension")
     p.add_argument("--csv", required=True, help="CSV with wli_path,nbi_path,label_path (relative to the CSV)")
     p.add_argument("--pseudo-nbi", action="store_true", help="synthesise NBI where nbi_path is empty")
-    p.add_argument("--wli-only", action="store_true", help="ignore NBI (WLI-only mode)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--wli-only", action="store_true", help="ignore NBI (WLI-only mode)")
+    mode.add_argument("--nbi-only", action="store_true",
+                      help="segment from NBI alone where a case has it (networks with NBI skips)")
+    p.add_argument("--other-device", action="store_true",
+                   help="render every image as the held-out 'other device' (training.scope_aug.other_device)")
+    p.add_argument("--no-noise-check", action="store_true",
+                   help="skip the second pass with NBI replaced by noise (dice_nbi_noise)")
     p.add_argument("--no-registration", action="store_true", help="use NBI unregistered (identity homography)")
     p.add_argument("--no-tta", action="store_true", help="ignore the card's test_time_flips (one plain view)")
     p.add_argument("--device", default="auto")
@@ -263,11 +299,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": str(e)}), flush=True)
         return 2
 
+    if args.nbi_only:
+        try:
+            predictor.set_streams("nbi")
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            print(json.dumps({"error": str(e)}), flush=True)
+            return 2
+
     def predict(wli: np.ndarray, nbi: np.ndarray | None, hom: np.ndarray | None) -> np.ndarray:
         return predictor.predict(wli, nbi, homography=hom).mask
 
-    opts = {"pseudo_nbi": args.pseudo_nbi, "wli_only": args.wli_only, "no_registration": args.no_registration}
-    summary, per_case = evaluate_rows(rows, predict, progress=not args.no_progress, **opts)
+    opts = {"pseudo_nbi": args.pseudo_nbi, "wli_only": args.wli_only, "no_registration": args.no_registration,
+            "other_device": args.other_device}
+    summary, per_case = evaluate_rows(rows, predict, progress=not args.no_progress,
+                                      noise_check=not args.no_noise_check, **opts)
     if args.per_case:
         write_per_case(args.per_case, per_case)
     if args.report:
@@ -277,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             "model_id": predictor.model_id,
             "device": predictor.device,
             "csv": str(args.csv),
-            "mode": "wli-only" if args.wli_only else ("no-registration" if args.no_registration else "adf"),
+            "mode": "wli-only" if args.wli_only else "nbi-only" if args.nbi_only else
+                    ("no-registration" if args.no_registration else "adf"),
+            "other_device": args.other_device,
             "pseudo_nbi": args.pseudo_nbi,
             "test_time_views": len(predictor.flips),
         }

@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the parent's weights, new paths at zero (releases 1-2 -> 3)")
     p.add_argument("--misregistration", type=float, default=0.01, help="public: residual registration error")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
+                   help="mixed precision (auto: fp16 on CUDA; bf16 on a CPU with native bf16 (AMX/AVX-512 BF16), "
+                        "else off: emulated bf16 is ~10x slower than fp32 on an AVX2-only CPU)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--no-tqdm", action="store_true")
     p.add_argument("--progress-every", type=float, default=10.0,
@@ -225,6 +227,23 @@ class EpochSampler(Sampler):
     def __len__(self) -> int:
         n = math.ceil(self.n / self.world)
         return min(n, self.limit) if self.limit else n
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX-512 BF16; Linux /proc/cpuinfo flags).
+
+    Why: bf16 autocast is ~2x faster than fp32 where the CPU has it and ~10x slower where it is
+    emulated (measured: AMD EPYC with AVX2 only, one training step at 256 px 55 s in bf16 vs 5 s
+    in fp32), so "auto" must not pick it blindly. Unknown (other OSes): False, fp32 is safe."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"amx_bf16", "avx512_bf16"})
+    return False
 
 
 def machine_info(threads: int, device: str) -> dict:
@@ -573,7 +592,7 @@ def _run(args, argv: list[str]) -> int:
     )
     amp = args.amp
     if amp == "auto":
-        amp = "fp16" if device.startswith("cuda") else "bf16"
+        amp = "fp16" if device.startswith("cuda") else ("bf16" if cpu_has_native_bf16() else "off")
     dev_type = "cuda" if device.startswith("cuda") else "cpu"
     if amp == "off":
         amp_ctx = contextlib.nullcontext

@@ -986,11 +986,13 @@ class MainWindow(QMainWindow):
         self.save_current("before training")
         dlg = TrainDialog(self.ws.root, self.ws.models(), self)
         dlg.finishedWith.connect(self._on_training_finished)
+        dlg.activateRequested.connect(self.activate_model)
         dlg.exec()
 
     def _on_training_finished(self, result: dict | None) -> None:
-        """A new model version was registered and activated by the trainer: predict with it."""
-        if result and result.get("registered") and self.ws is not None:
+        """The trainer registered a new version; predict with it only if the trainer activated it
+        (it beat its base model on the held-out cases). Otherwise the dialog offers "Activate anyway"."""
+        if result and result.get("registered") and result.get("activated") and self.ws is not None:
             self.activate_model(str(result["registered"]))
 
     def models_dialog(self) -> None:

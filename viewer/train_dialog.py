@@ -98,9 +98,13 @@ class LossPlot(QWidget):
 
 
 class TrainDialog(QDialog):
-    """Model ▸ Train a new version: base model, epochs, statuses → a new, activated model version."""
+    """Model ▸ Train a new version: base model, epochs, statuses → a new model version.
+
+    The trainer activates the new version only when it beats its base model on the held-out
+    cases; otherwise the dialog says so and offers "Activate anyway"."""
 
     finishedWith = Signal(object)   # dict of the trainer's "done" line, or None when cancelled/failed
+    activateRequested = Signal(str)  # model id the clinician chose to activate although it scored lower
 
     def __init__(self, workspace_root: Path, models: list[dict], parent: QWidget | None = None,
                  extra_args: list[str] | None = None) -> None:
@@ -152,14 +156,20 @@ class TrainDialog(QDialog):
         self.cancel_btn = QPushButton("Cancel run")
         self.cancel_btn.setEnabled(False)
         self.close_btn = QPushButton("Close")
+        self.activate_btn = QPushButton("Activate anyway")
+        self.activate_btn.setToolTip("Use the new version although it did not beat its base model on the "
+                                     "held-out cases")
+        self.activate_btn.setVisible(False)
         buttons.addWidget(self.start_btn)
         buttons.addWidget(self.cancel_btn)
+        buttons.addWidget(self.activate_btn)
         buttons.addStretch(1)
         buttons.addWidget(self.close_btn)
         lay.addLayout(buttons)
         self.start_btn.clicked.connect(self.start)
         self.cancel_btn.clicked.connect(self.cancel)
         self.close_btn.clicked.connect(self.reject)
+        self.activate_btn.clicked.connect(self._activate_anyway)
         self.resize(640, 560)
 
     def arguments(self) -> list[str]:
@@ -235,8 +245,15 @@ class TrainDialog(QDialog):
             share = ev.get("parent_blend")
             blend = (f" Its weights lie {share:.0%} of the way from the base model's to the fine-tuned ones, "
                      "which forgets less of what the base model knew." if isinstance(share, float) and share < 1 else "")
-            self.log.appendPlainText(f"New model {ev.get('model_id')} registered and activated."
-                                     + held_out_summary(ev.get("metrics") or {}) + blend)
+            if ev.get("activated"):
+                head = f"New model {ev.get('model_id')} registered and activated."
+            else:
+                head = (f"New model {ev.get('model_id')} registered but NOT activated: it did not beat the base "
+                        "model on the held-out cases, so the base model stays in use. Use \"Activate anyway\" "
+                        "to switch to it.")
+                self.activate_btn.setVisible(bool(ev.get("registered")))
+                self.activate_btn.setEnabled(bool(ev.get("registered")))
+            self.log.appendPlainText(head + held_out_summary(ev.get("metrics") or {}) + blend)
         elif kind == "error":
             self.log.appendPlainText(f"Error: {ev.get('message')}")
 
@@ -248,6 +265,13 @@ class TrainDialog(QDialog):
             shutil.rmtree(self.out_dir, ignore_errors=True)
             self.log.appendPlainText(f"Training ended without a model (exit code {code}).")
         self.finishedWith.emit(self.result)
+
+    def _activate_anyway(self) -> None:
+        """The clinician overrides the held-out verdict: activate the new version."""
+        if self.result and self.result.get("registered"):
+            self.activateRequested.emit(str(self.result["registered"]))
+            self.activate_btn.setEnabled(False)
+            self.log.appendPlainText(f"Model {self.result['registered']} activated at your request.")
 
     def cancel(self) -> None:
         """Stop the run now; no model is written and the run folder is removed."""
