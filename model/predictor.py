@@ -253,6 +253,28 @@ class Predictor:
         """Segment one pair (RGB uint8; NBI optional, any size; homography NBI -> WLI)."""
         return self.predict_batch([(wli, nbi, homography)], batch_size=1)[0]
 
+    def predict_clicks(self, wli: np.ndarray, nbi: np.ndarray | None, homography: np.ndarray | None,
+                       clicks: list, prev_mask: np.ndarray | None = None) -> Prediction:
+        """Redraw the mask from the clinician's clicks (interactive mode; ``model.interactive.Click``
+        in WLI pixel coordinates) and the current mask (bool, WLI size, or None)."""
+        from model.interactive import click_maps
+
+        if not self.interactive:
+            raise ValueError(f"model {self.model_id} has no interactive mode (its card does not say it was "
+                             "trained with clicks)")
+        h, w = wli.shape[:2]
+        t0 = time.perf_counter()
+        wl, nb = self._preprocess(wli, nbi, homography)
+        maps = click_maps(list(clicks), prev_mask, (h, w), self.input_size)
+        t1 = time.perf_counter()
+        prob_small = self._infer([wl], [nb], clicks=[maps])[0]
+        t2 = time.perf_counter()
+        prob, mask = self._postprocess(prob_small, h, w)
+        t3 = time.perf_counter()
+        ms = {"pre": (t1 - t0) * 1000.0, "infer": (t2 - t1) * 1000.0, "post": (t3 - t2) * 1000.0}
+        ms["total"] = ms["pre"] + ms["infer"] + ms["post"]
+        return Prediction(prob, mask, self.model_id, ms)
+
     def predict_batch(self, pairs: list[tuple], batch_size: int | None = None) -> list[Prediction]:
         """Segment a worklist of (wli,), (wli, nbi) or (wli, nbi, homography) tuples."""
         if batch_size is None:

@@ -1,4 +1,4 @@
-"""``python -m training <command> ...``: import | train | evaluate | export.
+"""``python -m training <command> ...``: import | train | evaluate | evaluate-clicks | export.
 
 Each command's module is imported only when that command runs (train/evaluate/export pull in
 torch; import does not), so a missing or broken module gives a one-line error, not a traceback.
@@ -15,13 +15,14 @@ COMMANDS = {
     "import": ("training.importer", "copy WLI/NBI pairs (folders, CSV) into a workspace"),
     "train": ("training.train", "train or fine-tune the ADF model"),
     "evaluate": ("training.evaluate", "evaluate a model (Dice, IoU, ablations)"),
+    "evaluate-clicks": ("training.evaluate_clicks", "a robot clinician corrects cases with clicks (NoC@85/90)"),
     "export": ("training.export", "export a workspace's approved masks / a dataset"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: python -m training <command> [options]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "python -m training <command> --help for a command's options"]
     return "\n".join(lines)
 

@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent-blend", type=float, default=None,
                    help="with --init: release parent + BLEND x (fine-tuned - parent), a weight-space "
                         "average (WiSE-FT); 1: the fine-tuned weights as they are (default 0.5 with --init)")
+    p.add_argument("--interactive", type=float, default=None,
+                   help="share of samples trained with simulated clicks (the interactive mode, issue 16); "
+                        "default: 0.5 when fine-tuning a model that has the mode, else 0 (automatic only)")
     p.add_argument("--tta-flips", default="none,h",
                    help="test-time flip views written to the card for the predictor to average "
                         "(none,h,v,hv; training always flips, so these are views the model has seen)")
@@ -199,6 +202,52 @@ def activation_verdict(metrics: dict) -> tuple[bool, str]:
     return False, f"held-out Dice {new:.3f} does not beat the parent's {old:.3f}: registered, not activated"
 
 
+@torch.no_grad()
+def simulated_clicks(net: torch.nn.Module, wli: torch.Tensor, nbi: torch.Tensor, present: torch.Tensor,
+                     wli_present: torch.Tensor | None, target: torch.Tensor, share: float,
+                     rng: np.random.Generator, max_clicks: int = 3) -> torch.Tensor | None:
+    """Click maps (B,3,S,S) for a batch: a share of the samples get clicks, the rest zeros (the
+    automatic mode keeps training).
+
+    For a clicked sample the current mask is the network's own automatic prediction (or, one time
+    in five, nothing: a clinician starting from scratch) and 1-3 clicks go into its largest error
+    regions; half of the time one more round follows: the network redraws from those clicks and
+    the next click goes into the largest error of that result (the iterative simulation of
+    DeepEdit/RITM, one extra pass instead of one per click)."""
+    from model.interactive import CLICK_RADIUS, click_maps, error_clicks, next_click
+
+    b, _, s, _ = wli.shape
+    chosen = np.nonzero(rng.random(b) < share)[0]
+    if len(chosen) == 0:
+        return None
+    radius = max(2, round(CLICK_RADIUS * s / 256))
+    was_training = net.training
+    net.eval()
+    auto = (net(wli, nbi, present, wli_present).logits[:, 0] > 0).cpu().numpy()
+    gt = (target[:, 0] > 0.5).cpu().numpy()
+    maps = np.zeros((b, s, s, 3), np.float32)
+    clicks: dict[int, list] = {}
+    prev: dict[int, np.ndarray] = {}
+    for i in chosen:
+        prev[i] = auto[i] if rng.random() >= 0.2 else np.zeros_like(auto[i])
+        clicks[i] = error_clicks(prev[i], gt[i], int(rng.integers(1, max_clicks + 1)))
+        maps[i] = click_maps(clicks[i], prev[i], (s, s), s, radius)
+    again = [i for i in chosen if clicks[i] and rng.random() < 0.5]
+    if again:
+        idx = torch.as_tensor(again, device=wli.device)
+        ck = torch.from_numpy(maps[again]).permute(0, 3, 1, 2).to(wli.device)
+        wp = None if wli_present is None else wli_present[idx]
+        redo = (net(wli[idx], nbi[idx], present[idx], wp, ck).logits[:, 0] > 0).cpu().numpy()
+        for j, i in enumerate(again):
+            c = next_click(redo[j], gt[i])
+            if c is not None:
+                clicks[i] = [*clicks[i], c]
+            maps[i] = click_maps(clicks[i], redo[j], (s, s), s, radius)
+    if was_training:
+        net.train()
+    return torch.from_numpy(maps).permute(0, 3, 1, 2).to(wli.device)
+
+
 class EpochSampler(Sampler):
     """A permutation that depends only on (seed, epoch), sharded over DDP ranks (padded to even)."""
 
@@ -227,6 +276,18 @@ class EpochSampler(Sampler):
     def __len__(self) -> int:
         n = math.ceil(self.n / self.world)
         return min(n, self.limit) if self.limit else n
+
+
+def interactive_card(share: float, parent_had_it: bool) -> dict | None:
+    """The card's "interactive" field: how the click mode was trained, or None without one."""
+    from model.interactive import CLICK_RADIUS
+
+    if share <= 0 and not parent_had_it:
+        return None
+    return {"channels": ["positive clicks", "negative clicks", "current mask"],
+            "click_radius_px_at_input": CLICK_RADIUS, "trained_share": share,
+            "simulation": "1-3 clicks in the largest error regions of the automatic prediction (or of "
+                          "nothing, 1 in 5), half the time one more iterative click"}
 
 
 def cpu_has_native_bf16() -> bool:
@@ -565,6 +626,13 @@ def _run(args, argv: list[str]) -> int:
     log = JsonLog(out / LOG_NAME, main_rank)
 
     wli_drop = args.wli_dropout if cfg.nbi_skips else 0.0  # older networks have no NBI-only path
+    parent_interactive = bool(args.init) and bool(pcard.get("interactive"))
+    interactive = args.interactive if args.interactive is not None else (0.5 if parent_interactive else 0.0)
+    if interactive > 0 and not cfg.click_chans:
+        raise SystemExit("--interactive: this network has no click inputs (use --upgrade-arch, or train the "
+                         "current network)")
+    if not 0.0 <= interactive <= 1.0:
+        raise SystemExit("--interactive must be in [0, 1]")
 
     # --- data --------------------------------------------------------------------------------
     schedule = _parse_size_schedule(args.size_schedule, args.size or cfg.input_size)
@@ -741,8 +809,15 @@ def _run(args, argv: list[str]) -> int:
             if args.channels_last:
                 wli = wli.contiguous(memory_format=torch.channels_last)
                 nbi = nbi.contiguous(memory_format=torch.channels_last)
+            clicks = None
+            if interactive > 0:
+                with amp_ctx():
+                    clicks = simulated_clicks(net, wli, nbi, present, wli_present, target, interactive,
+                                              np.random.default_rng([args.seed, step, 11]))
+                if clicks is not None and freeze_norm:
+                    set_train_mode(net, freeze_norm)
             with amp_ctx():
-                out_ = model(wli, nbi, present, wli_present)
+                out_ = model(wli, nbi, present, wli_present, clicks)
                 loss, parts = adf_loss(out_, target, prog, aux=not args.no_aux, net=net)
             opt.zero_grad(set_to_none=True)
             if scaler.is_enabled():
@@ -926,6 +1001,7 @@ def _run(args, argv: list[str]) -> int:
                 "seed": args.seed,
             },
             "test_time_flips": tta_flips,
+            "interactive": interactive_card(interactive, parent_interactive),
             "machine": machine_info(threads, device),
             "notes": "Research demonstration trained on public data with synthetic (pseudo) NBI; "
             "not a diagnostic device.",

@@ -182,33 +182,15 @@ def push_pull(mask: np.ndarray, start: tuple[float, float], end: tuple[float, fl
 
 def grabcut_refine(image_rgb: np.ndarray, mask: np.ndarray, sure_fg: np.ndarray | None = None,
                    sure_bg: np.ndarray | None = None, iterations: int = 3, margin: int = 20) -> BBox | None:
-    """Refine the mask with OpenCV GrabCut, seeded from the mask and the clinician's strokes.
+    """Refine the mask in place with OpenCV GrabCut, seeded from the mask and the clinician's strokes
+    (``model.interactive.grabcut``, which the robot clinician's GrabCut baseline also runs);
+    returns the box that changed."""
+    from model.interactive import grabcut
 
-    Inside the mask = probable foreground, a band around it = probable background, strokes =
-    certain. Runs on the mask's bounding box plus a margin, which keeps it interactive.
-    """
-    fg = mask.astype(bool) | (sure_fg.astype(bool) if sure_fg is not None else False)
-    if not fg.any():
+    res = grabcut(image_rgb, mask > 0, sure_fg, sure_bg, iterations, margin)
+    if res is None:
         return None
-    ys, xs = np.nonzero(fg)
-    bbox = clip_bbox((xs.min() - margin, ys.min() - margin, xs.max() + 1 + margin, ys.max() + 1 + margin),
-                     mask.shape)
-    assert bbox is not None
-    x0, y0, x1, y1 = bbox
-    gc = np.full((y1 - y0, x1 - x0), cv2.GC_PR_BGD, np.uint8)
-    gc[mask[y0:y1, x0:x1] > 0] = cv2.GC_PR_FGD
-    if sure_fg is not None:
-        gc[sure_fg[y0:y1, x0:x1] > 0] = cv2.GC_FGD
-    if sure_bg is not None:
-        gc[sure_bg[y0:y1, x0:x1] > 0] = cv2.GC_BGD
-    if not ((gc == cv2.GC_PR_BGD) | (gc == cv2.GC_BGD)).any():
-        return None
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    crop = np.ascontiguousarray(image_rgb[y0:y1, x0:x1, ::-1])
-    cv2.grabCut(crop, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    new = mask.copy()
-    new[y0:y1, x0:x1] = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
-    return replace_into(mask, new)
+    return replace_into(mask, res[0].astype(mask.dtype))
 
 
 def dice_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,155 @@
+"""Issue 16, model side: the robot clinician's protocol, the click encoding, training with simulated
+clicks, the predictor's interactive mode and ``python -m training evaluate-clicks``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from model.interactive import Click, click_maps, error_clicks, first_click, next_click
+
+FAST = ["--input-size", "64", "--batch-size", "3", "--no-tqdm", "--threads", "1", "--workers", "0"]
+
+
+def test_first_click_is_the_most_interior_point_of_the_lesion() -> None:
+    gt = np.zeros((50, 80), bool)
+    gt[10:31, 20:61] = True  # 21 x 41: the centre row is 20, centre column 40
+    c = first_click(gt)
+    assert c is not None and c.positive and c.y == 20 and 30 <= c.x <= 50
+    assert first_click(np.zeros((5, 5), bool)) is None
+
+
+def test_next_click_goes_to_the_largest_error_with_the_right_sign() -> None:
+    gt = np.zeros((60, 60), bool)
+    gt[10:50, 10:50] = True
+    pred = gt.copy()
+    pred[10:50, 10:20] = False  # a 40 x 10 miss on the left
+    pred[0:6, 54:60] = True  # a small false region in a corner
+    c = next_click(pred, gt)
+    assert c.positive and 10 <= c.x < 20 and 10 <= c.y < 50
+    pred2 = gt.copy()
+    pred2[0:8, 0:60] = True  # a 8 x 60 false band above: larger than any miss
+    pred2[40:50, 40:50] = False
+    c2 = next_click(pred2, gt)
+    assert not c2.positive and c2.y < 10
+    assert next_click(gt, gt) is None
+    several = error_clicks(pred, gt, 5)
+    assert [c.positive for c in several] == [True, False]
+
+
+def test_click_maps_scale_clicks_and_mask_to_the_input() -> None:
+    prev = np.zeros((100, 200), bool)
+    prev[:, 100:] = True
+    maps = click_maps([Click(50, 50, True), Click(150, 25, False)], prev, (100, 200), 64, radius=3)
+    assert maps.shape == (64, 64, 3) and maps.dtype == np.float32
+    assert maps[32, 16, 0] == 1 and maps[32, 16, 1] == 0  # (50, 50) -> (16, 32)
+    assert maps[16, 48, 1] == 1 and maps[16, 48, 0] == 0  # (150, 25) -> (48, 16)
+    assert maps[:, :30, 2].max() == 0 and maps[:, 34:, 2].min() == 1
+    assert 20 < maps[..., 0].sum() < 40  # one disk of radius 3
+
+
+def test_noc_counts_clicks_until_the_threshold() -> None:
+    from training.evaluate_clicks import noc
+
+    assert noc([0.9, 0.95], 0.85, 20) == 0
+    assert noc([0.2, 0.5, 0.86], 0.85, 20) == 2
+    assert noc([0.2, 0.5], 0.85, 20) == 20
+
+
+@pytest.fixture(scope="module")
+def interactive_model(tmp_path_factory) -> Path:
+    """A tiny model trained for a few steps with clicks on every sample (fixture workspace)."""
+    from tests.conftest import make_fixture_pairs
+    from training.store import Workspace
+    from training.train import main
+
+    tmp = tmp_path_factory.mktemp("click")
+    pairs = tmp / "pairs"
+    names = make_fixture_pairs(pairs, 3)
+    ws = Workspace.open(tmp / "ws", create=True)
+    for n in names:
+        wli = next(pairs.glob(f"{n}_wli.*"))
+        ws.import_pair(wli, pairs / f"{n}_nbi.png", pairs / f"{n}_mask.png", nbi_synthetic=True)
+    ws.close()
+    rc = main(["--data", str(tmp / "ws"), "--epochs", "4", "--out", str(tmp / "run"), "--model-id", "clicky",
+               "--val-fraction", "0", "--interactive", "1.0", "--lr", "3e-3", "--seed", "2", *FAST])
+    assert rc == 0
+    return tmp / "run" / "clicky.json"
+
+
+def test_training_with_clicks_gives_an_interactive_model(interactive_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    from model.card import load_model
+    from model.predictor import Predictor
+
+    net, card = load_model(interactive_model)
+    assert card["interactive"]["trained_share"] == 1.0 and card["config"]["click_chans"] == 3
+    assert float(net.click_embed.weight.detach().abs().sum()) > 0, "the click input was trained"
+    pred = Predictor.load(interactive_model, device="cpu")
+    assert pred.interactive
+    wli = cv2.cvtColor(cv2.imread(str(Path(__file__).parent / "data" / "vf_0041.png")), cv2.COLOR_BGR2RGB)
+    auto = pred.predict(wli)
+    h, w = wli.shape[:2]
+    clicked = pred.predict_clicks(wli, None, None, [Click(w / 2, h / 2, True)], auto.mask)
+    assert clicked.mask.shape == auto.mask.shape
+    assert not np.array_equal(clicked.prob, auto.prob), "a click must change the prediction"
+    # no clicks and no mask = the automatic mode
+    none = pred.predict_clicks(wli, None, None, [], None)
+    assert np.array_equal(none.prob, auto.prob)
+    # a model without the mode refuses clearly
+    from model.adf import ADFNet
+    from model.card import save_model
+
+    torch.manual_seed(0)
+    plain = save_model(ADFNet(net.cfg).eval(), net.cfg, tmp_path / "plain", {"id": "plain"})
+    with pytest.raises(ValueError, match="no interactive mode"):
+        Predictor.load(plain, device="cpu").predict_clicks(wli, None, None, [Click(1, 1, True)])
+
+
+def _csv(tmp_path: Path) -> Path:
+    from tests.conftest import make_fixture_pairs
+
+    pairs = tmp_path / "pairs"
+    names = make_fixture_pairs(pairs, 2)
+    lines = ["wli_path,nbi_path,label_path"]
+    for n in names:
+        wli = next(pairs.glob(f"{n}_wli.*"))
+        lines.append(f"pairs/{wli.name},pairs/{n}_nbi.png,pairs/{n}_mask.png")
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "c.csv"
+
+
+@pytest.mark.parametrize("method", ["model", "grabcut"])
+def test_evaluate_clicks_cli(interactive_model: Path, tmp_path: Path, capsys, method: str) -> None:
+    from training.__main__ import main
+
+    csv_path = _csv(tmp_path)
+    rc = main(["evaluate-clicks", "--model", str(interactive_model), "--csv", str(csv_path), "--max-clicks", "3",
+               "--method", method, "--device", "cpu", "--no-progress", "--per-case", str(tmp_path / "pc.csv")])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["n"] == 2 and res["method"] == method and len(res["dice_by_click"]) == 4
+    assert 0 <= res["noc85"] <= 3 and res["noc85"] <= res["noc90"] <= 3
+    assert res["ms_per_click"] > 0
+    rows = (tmp_path / "pc.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("case,dice_0,")
+
+
+def test_evaluate_clicks_refuses_a_model_without_clicks(tmp_path: Path, capsys) -> None:
+    import torch
+
+    from model.adf import ADFNet
+    from model.card import save_model
+    from model.config import get_preset
+    from training.__main__ import main
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    plain = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "plain", {"id": "plain"})
+    rc = main(["evaluate-clicks", "--model", str(plain), "--csv", str(_csv(tmp_path)), "--device", "cpu"])
+    assert rc == 2
+    assert "no interactive mode" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
