@@ -1,0 +1,174 @@
+"""A clinic corrects the first K frames of a recording the model never saw and retrains: how much
+does it gain on the rest of that recording, and what does it forget? Prints one JSON object.
+
+    .venv/bin/python benchmarks/bench_adapt.py --model runs/r3a/adf-tiny-r3a [--ks 5,10,20]
+        [--config NAME="--epochs 20 --parent-blend 0.5" ...] [--scenario seq2|nbi_only_lesion]
+        [--old-data] [--keep DIR]
+
+The model must not have trained on laryngeal recording seq2 (fold "a" of the release-3 split).
+For each K and each trainer configuration: the first K frames of seq2 (by name, as a clinician
+works through a recording) are imported with their reference masks as corrected cases into a
+fresh workspace, with pseudo-NBI; ``python -m training train --data WS --init MODEL`` runs with
+the configuration's options (the Train dialog's defaults otherwise, including its 20 % of
+cases held out by patient); ``python -m training evaluate`` scores the released model on the
+remaining frames of seq2 (``dice_rest``), and with ``--old-data`` on the Kvasir report half and
+the tumour-free seq6 (forgetting).
+
+Scenario ``nbi_only_lesion``: NBI carries what WLI lacks. In every frame the lesion is
+inpainted out of the WLI image (OpenCV Telea inpainting of the dilated mask), while the NBI is
+the pseudo-NBI of the original frame, so only NBI shows the lesion. Scored with both streams,
+WLI-only and with NBI replaced by noise: if fine-tuning teaches the NBI stream, both-streams
+Dice rises above WLI-only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_CONFIGS = {"default": ""}  # the trainer's defaults, as the Train dialog runs it
+
+
+def evaluate(model: Path, csv_path: Path, *extra: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", str(model), "--csv", str(csv_path),
+                          "--device", "cpu", "--no-progress", *extra], capture_output=True, text=True, cwd=ROOT,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def build_frames(shared: Path, scenario: str, dest: Path) -> list[tuple[str, Path, Path, Path]]:
+    """(name, wli, nbi, mask) files of every seq2 frame, rendered for the scenario."""
+    import cv2
+
+    from model.pseudo_nbi import pseudo_nbi
+    from training.data import read_public_label, vocalfolds_split
+    from training.imageio import read_rgb
+
+    dest.mkdir(parents=True, exist_ok=True)
+    items = vocalfolds_split(shared / "vocalfolds", "val", "a")[0]  # every frame of seq2
+    out = []
+    for i, it in enumerate(items):
+        wli = read_rgb(it.image)
+        gt = read_public_label(it)
+        nbi, _ = pseudo_nbi(wli, 5000 + i)
+        if scenario == "nbi_only_lesion" and gt.any():
+            hole = cv2.dilate(gt.astype(np.uint8) * 255, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
+            wli = cv2.inpaint(np.ascontiguousarray(wli), hole, 9, cv2.INPAINT_TELEA)
+        stem = Path(it.name).stem
+        paths = (dest / f"{stem}_wli.png", dest / f"{stem}_nbi.png", dest / f"{stem}_mask.png")
+        cv2.imwrite(str(paths[0]), wli[:, :, ::-1])
+        cv2.imwrite(str(paths[1]), nbi[:, :, ::-1])
+        cv2.imwrite(str(paths[2]), gt.astype(np.uint8) * 255)
+        out.append((stem, *paths))
+    return out
+
+
+def write_csv(path: Path, frames: list[tuple[str, Path, Path, Path]]) -> Path:
+    lines = ["wli_path,nbi_path,label_path"] + [f"{w},{n},{m}" for _, w, n, m in frames]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def score(model: Path, csv_path: Path, scenario: str) -> dict:
+    """The figures of one model on the rest of seq2 (plus WLI-only in the NBI scenario)."""
+    full = evaluate(model, csv_path)
+    res = {"dice": round(full["dice"], 4), "sensitivity": round(full["sensitivity"], 4),
+           "dice_nbi_noise": round(full["dice_nbi_noise"], 4) if full.get("dice_nbi_noise") is not None else None,
+           "fpr": full["false_positive_rate"]}
+    if scenario == "nbi_only_lesion":
+        res["dice_wli_only"] = round(evaluate(model, csv_path, "--wli-only", "--no-noise-check")["dice"], 4)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="a model that never trained on seq2")
+    ap.add_argument("--ks", default="5,10,20")
+    ap.add_argument("--config", action="append", default=[],
+                    help='NAME="trainer options" (repeatable; default: the trainer defaults only)')
+    ap.add_argument("--scenario", default="seq2", choices=["seq2", "nbi_only_lesion"])
+    ap.add_argument("--old-data", action="store_true", help="also score Kvasir val_report and seq6 (forgetting)")
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--keep", default=None, help="work in this new folder and keep it")
+    args = ap.parse_args()
+    configs = dict(DEFAULT_CONFIGS)
+    for c in args.config:
+        name, _, opts = c.partition("=")
+        configs[name] = opts
+    ks = [int(k) for k in args.ks.split(",")]
+    model = Path(args.model)
+
+    def run(tmp: Path) -> dict:
+        from training.data import write_public_eval_csvs
+        from training.importer import import_sources
+        from training.store import Workspace
+
+        frames = build_frames(Path(args.shared), args.scenario, tmp / "frames")
+        old = write_public_eval_csvs(Path(args.shared), tmp / "eval") if args.old_data else {}
+        results: dict = {"scenario": args.scenario, "model": str(model), "frames": len(frames), "runs": []}
+        for k in ks:
+            rest_csv = write_csv(tmp / f"rest_{k}.csv", frames[k:])
+            before = score(model, rest_csv, args.scenario)
+            for name, opts in configs.items():
+                src = tmp / f"k{k}_{name}" / "pairs"
+                src.mkdir(parents=True)
+                for stem, w, n, m in frames[:k]:
+                    for p, suffix in ((w, "wli"), (n, "nbi"), (m, "mask")):
+                        os.link(p, src / f"{stem}_{suffix}.png")
+                ws_path = src.parent / "ws"
+                with Workspace.open(ws_path, create=True) as ws:
+                    import_sources(ws, [src], patient_id="seq2", nbi_synthetic=True)  # one patient's recording
+                t0 = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, "-m", "training", "train", "--data", str(ws_path), "--init", str(model),
+                     "--out", str(src.parent / "run"), "--model-id", f"adapt-k{k}-{name}", "--no-tqdm",
+                     *shlex.split(opts)],
+                    capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                if proc.returncode != 0:
+                    print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"k={k} {name}: training failed ({proc.returncode})")
+                done = json.loads(proc.stdout.strip().splitlines()[-1])
+                after = score(Path(done["model"]), rest_csv, args.scenario)
+                rec = {"k": k, "config": name, "options": opts, "seconds": round(time.perf_counter() - t0, 1),
+                       "before": before, "after": after, "gain": round(after["dice"] - before["dice"], 4),
+                       "held_out_val_dice": done["metrics"].get("val_dice"),
+                       "held_out_parent_val_dice": done["metrics"].get("parent_val_dice"),
+                       "activated_if_registered": done.get("activation")}
+                if old:
+                    rec["kvasir_report_dice"] = round(evaluate(Path(done["model"]), old["kvasir_val_report"],
+                                                               "--pseudo-nbi", "--no-noise-check")["dice"], 4)
+                    rec["seq6_fpr"] = evaluate(Path(done["model"]), old["vocal_neg_val"], "--pseudo-nbi",
+                                               "--no-noise-check")["false_positive_rate"]
+                print(json.dumps(rec), file=sys.stderr, flush=True)
+                results["runs"].append(rec)
+        if old:
+            results["model_kvasir_report_dice"] = round(evaluate(model, old["kvasir_val_report"], "--pseudo-nbi",
+                                                                 "--no-noise-check")["dice"], 4)
+            results["model_seq6_fpr"] = evaluate(model, old["vocal_neg_val"], "--pseudo-nbi",
+                                                 "--no-noise-check")["false_positive_rate"]
+        return results
+
+    if args.keep:
+        keep = Path(args.keep).resolve()
+        keep.mkdir(parents=True)
+        results = run(keep)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = run(Path(tmp))
+    print(json.dumps({"benchmark": "adapt", **results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
