@@ -40,6 +40,10 @@ def main() -> int:
     ap.add_argument("--id", required=True, help="release id the app registers the model under")
     ap.add_argument("--eval", required=True, help="JSON lines of the held-out evaluation")
     ap.add_argument("--tta", default="none,h", help="test_time_flips written to the card")
+    ap.add_argument("--inference-size", type=int, default=None,
+                    help="inference_input_size written to the card (default: the training input size)")
+    ap.add_argument("--split", default=None, help="the evaluation's split, in words, for the card")
+    ap.add_argument("--note", action="append", default=[], help="extra lines for the card's release_notes")
     ap.add_argument("--out", default=str(ROOT / "resources" / "models" / "adf-tiny"))
     ap.add_argument("--parent-card", default=None,
                     help="where the parent's card is now (default: the path the run recorded; "
@@ -79,14 +83,18 @@ def main() -> int:
             "commands": lineage + list(card.get("commands") or [card["command"]]),
             "release_command": "python docs/release_model.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "evaluation": {
-                "split": "fixed split of docs/MODEL.md (kvasir index%5==0; vocalfolds patient1/seq1 0041-0080; "
-                "patient2/seq6 tumour-free)",
+                "split": args.split or "fixed split of docs/MODEL.md (kvasir index%5==0; vocalfolds patient1/seq1 "
+                "0041-0080; patient2/seq6 tumour-free)",
                 "modes": {m: MODES.get(m, m) for r in results.values() for m in r},
                 "results": results,
             },
             "intended_use": "Research demonstration on public data with synthetic NBI; NOT a diagnostic device.",
         }
     )
+    if args.inference_size:
+        release["inference_input_size"] = int(args.inference_size)
+    if args.note:
+        release["release_notes"] = list(args.note)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_w = out.with_name(out.name + ".safetensors.tmp")
     shutil.copyfile(weights, tmp_w)

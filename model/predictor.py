@@ -116,7 +116,8 @@ class Predictor:
         self.flips: list[tuple[int, ...]] = test_time_flips(card) if tta else [()]
         self.cfg: ADFConfig = net.cfg
         self.model_id: str = str(card.get("id", "model"))
-        self.input_size = int(self.cfg.input_size)
+        # the card may ask for a larger input than training used (small lesions: docs/MODEL.md)
+        self.input_size = int(card.get("inference_input_size") or self.cfg.input_size)
         self._scale = (1.0 / (255.0 * np.asarray(self.cfg.std, np.float32))).astype(np.float32)
         self._shift = (-np.asarray(self.cfg.mean, np.float32) / np.asarray(self.cfg.std, np.float32)).astype(np.float32)
         self.device = device

@@ -271,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="segment from NBI alone where a case has it (networks with NBI skips)")
     p.add_argument("--other-device", action="store_true",
                    help="render every image as the held-out 'other device' (training.scope_aug.other_device)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="network input size in px instead of the card's (ablation: resolution)")
     p.add_argument("--no-noise-check", action="store_true",
                    help="skip the second pass with NBI replaced by noise (dice_nbi_noise)")
     p.add_argument("--no-registration", action="store_true", help="use NBI unregistered (identity homography)")
@@ -299,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": str(e)}), flush=True)
         return 2
 
+    if args.input_size:
+        predictor.input_size = int(args.input_size)
     if args.nbi_only:
         try:
             predictor.set_streams("nbi")
@@ -328,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             "other_device": args.other_device,
             "pseudo_nbi": args.pseudo_nbi,
             "test_time_views": len(predictor.flips),
+            "input_size": predictor.input_size,
         }
     )
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}),
