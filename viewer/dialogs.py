@@ -229,6 +229,8 @@ class ImportDialog(QDialog):
         self.progress.setValue(done)
 
     def _on_done(self, result: Any) -> None:
+        if self._thread is not None:
+            self._thread.wait()  # it has emitted its last signal; a QThread destroyed while running aborts
         self.progress.hide()
         self.folder_btn.setEnabled(True)
         self.csv_btn.setEnabled(True)

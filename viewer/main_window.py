@@ -409,7 +409,7 @@ class MainWindow(QMainWindow):
         self.ws = ws
         self.setWindowTitle(f"{APP_NAME} — {ws.root.name}" + (" (read-only)" if ws.readonly else ""))
         self.settings.setValue("last_workspace", str(ws.root))
-        model_path = ws.active_model_path()
+        model_path, model_problem = self._model_for(ws)
         self._start_worker(model_path)
         self.reload_worklist()
         if not ws.readonly:
@@ -418,7 +418,30 @@ class MainWindow(QMainWindow):
             self._select_proxy_row(self._first_unreviewed_row())
         if ws.readonly:
             self.pair.show_error(f"{ws.root} is read-only: you can look and predict, but nothing can be saved here.")
+        elif model_problem:
+            self.pair.show_error(model_problem)
         return True
+
+    def _model_for(self, ws: Any) -> tuple[Path | None, str | None]:
+        """The model the worker loads, and a problem to show when there is none.
+
+        A workspace always has an active model (DESIGN.md): one without gets the bundled model
+        registered and activated here. A read-only workspace predicts with the bundled files as
+        they are, without registering anything.
+        """
+        from training.paths import bundled_model_card
+
+        if ws.readonly:
+            path = ws.active_model_path()
+            if path is None and bundled_model_card().is_file():
+                path = bundled_model_card()
+            return path, None
+        try:
+            ws.ensure_active_model()
+        except WorkspaceError as exc:
+            return None, (f"No model is active in this workspace and the bundled model could not be added ({exc}). "
+                          "Use Model ▸ Model versions ▸ Add model file…")
+        return ws.active_model_path(), None
 
     def _start_worker(self, model_path: Path | None) -> None:
         self._stop_worker()
@@ -997,7 +1020,7 @@ class MainWindow(QMainWindow):
 
         if self.ws is None:
             return
-        dlg = ModelsDialog(self.ws.models(), self)
+        dlg = ModelsDialog(self.ws.models(), self, workspace_root=None if self.ws.readonly else self.ws.root)
         dlg.activated.connect(self.activate_model)
         dlg.exec()
 
