@@ -52,10 +52,22 @@ from viewer.actions import ACTIONS, LAYOUT_LABELS, MENUS, OPERATIONS, TOOL_SHORT
 from viewer.inference import InferenceWorker, PredictionResult, PredictorFactory
 from viewer.pair_view import LAYOUTS, PairView
 from viewer.tools import NAVIGATE, CaseSession, EditController
-from viewer.worklist import STATUS_LABELS, WorklistFilter, WorklistModel
+from viewer.worklist import (
+    CASE_COL,
+    DICE_COL,
+    EDITED_COL,
+    PATIENT_COL,
+    STATUS_COL,
+    STATUS_LABELS,
+    WorklistFilter,
+    WorklistModel,
+)
 
 APP_NAME = "ADF Viewer"
 UNREVIEWED = ("new", "predicted", "in_progress", "corrected")
+DEFAULT_SIZE = (1600, 1000)  # first start (later starts restore the last geometry)
+WORKLIST_WIDTH = 460         # the worklist dock's width at the default size: every column fits
+HISTORY_ROWS = 5             # revisions the History panel always shows without scrolling
 MAX_SESSIONS = 64          # cases whose undo history is kept in memory at once
 UNDO_LIMIT_PER_CASE = 500  # strokes; each holds only its bounding-box patch, bit-packed
 
@@ -86,7 +98,7 @@ class MainWindow(QMainWindow):
         self.last_prediction_ms: dict[str, float] = {}
         self.prediction_errors: dict[str, str] = {}  # case id -> why its last prediction failed
         self.setWindowTitle(APP_NAME)
-        self.resize(1500, 900)
+        self.resize(DEFAULT_SIZE[0], DEFAULT_SIZE[1])
 
         self.pair = PairView(self)
         self.setCentralWidget(self.pair)
@@ -135,9 +147,16 @@ class MainWindow(QMainWindow):
         self.worklist.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.worklist.verticalHeader().hide()
         self.worklist.setAlternatingRowColors(True)
-        self.worklist.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.worklist.horizontalHeader().setStretchLastSection(True)
-        self.worklist.horizontalHeader().setResizeContentsPrecision(200)  # column widths from 200 rows, not 10,000
+        header = self.worklist.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # the case id takes what the other columns leave; long ids are elided in the middle (the
+        # frame number at their end stays readable), the full id is the row's tooltip
+        header.setSectionResizeMode(CASE_COL, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(36)
+        header.setResizeContentsPrecision(200)  # column widths from 200 rows, not 10,000
+        self.worklist.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.worklist.setWordWrap(False)
         self.worklist.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         lay.addWidget(self.worklist, 1)
         self.worklist_summary = QLabel()
@@ -146,7 +165,7 @@ class MainWindow(QMainWindow):
         dock.setWidget(box)
         dock.setMinimumWidth(300)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks([dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock], [WORKLIST_WIDTH], Qt.Orientation.Horizontal)
         self.worklist_dock = dock
         self.search_edit.textChanged.connect(self.worklist_proxy.set_text)
         self.status_filter.currentIndexChanged.connect(
@@ -274,12 +293,19 @@ class MainWindow(QMainWindow):
         self.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.history_table.horizontalHeader().setStretchLastSection(True)
+        self.history_table.setWordWrap(False)
+        rows = self.history_table.verticalHeader().defaultSectionSize()
+        # always room for HISTORY_ROWS revisions (header, frame and a scroll bar included)
+        self.history_table.setMinimumHeight(self.history_table.horizontalHeader().sizeHint().height()
+                                            + HISTORY_ROWS * rows + 2 * self.history_table.frameWidth()
+                                            + self.history_table.horizontalScrollBar().sizeHint().height())
         lay.addWidget(self.history_table, 1)
         self.restore_btn = QPushButton("Restore selected as new revision")
         self.restore_btn.clicked.connect(self.restore_selected_revision)
         lay.addWidget(self.restore_btn)
         dock.setWidget(box)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        # under the worklist (the tools panel on the right is as tall as the default window allows)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.history_dock = dock
 
     def _build_status_bar(self) -> None:
@@ -477,10 +503,27 @@ class MainWindow(QMainWindow):
         assert self.ws is not None
         current = self.current_case_id
         self.worklist_model.set_cases(self.ws.cases())
-        self.worklist.resizeColumnsToContents()
+        self._fit_worklist_columns()
         self._update_summary()
         if current is not None:
             self._select_case_in_worklist(current)
+
+    def _fit_worklist_columns(self) -> None:
+        """Status, Dice and Edited as wide as their longest text, the patient id at most 90 px
+        (elided), the case id the rest: all five columns fit the worklist dock at the default size.
+
+        Measured from the texts, not resizeColumnToContents: that also reserves room for the sort
+        arrow in every header and reads up to 200 rows.
+        """
+        fm = self.worklist.fontMetrics()
+        pad = 2 * self.worklist.style().pixelMetric(self.worklist.style().PixelMetric.PM_FocusFrameHMargin) + 12
+        texts = {STATUS_COL: list(STATUS_LABELS.values()), DICE_COL: ["0.000"],
+                 EDITED_COL: ["12-31 23:59", "2026-12-31"]}
+        for col, values in texts.items():
+            header = str(self.worklist_model.headerData(col, Qt.Orientation.Horizontal))
+            self.worklist.setColumnWidth(col, max(fm.horizontalAdvance(t) for t in [*values, header]) + pad)
+        self.worklist.resizeColumnToContents(PATIENT_COL)
+        self.worklist.setColumnWidth(PATIENT_COL, min(self.worklist.columnWidth(PATIENT_COL), 90))
 
     def _update_summary(self) -> None:
         total = self.worklist_model.rowCount()
