@@ -1,8 +1,9 @@
 """Render the main window on a demo case to docs/screenshot.png (the README's picture).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshot.py
+    xvfb-run -a -s "-screen 0 1920x1200x24" .venv/bin/python docs/make_screenshot.py
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshot.py      # also works
 
+The window keeps its first-start size (1600 x 1000, MainWindow's default) unless --size is given.
 Regenerate it whenever the window changes.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     ap.add_argument("--case", default=None, help="case id to show (default: the first vocal-fold case)")
-    ap.add_argument("--size", default="1600x960")
+    ap.add_argument("--size", default=None, help="WxH (default: the window's first-start size)")
     ap.add_argument("--mode", default="outline", choices=("outline", "fill", "probability"))
     args = ap.parse_args()
     if not os.environ.get("DISPLAY"):
@@ -35,11 +36,12 @@ def main() -> int:
     from viewer.main_window import MainWindow
 
     app = make_app()
-    w, h = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         ws = build_demo_workspace(Path(tmp) / "demo-workspace")
         win = MainWindow(settings_at(Path(tmp) / "s.ini"), device="cpu", author="demo")
-        win.resize(w, h)
+        if args.size:
+            w, h = (int(v) for v in args.size.split("x"))
+            win.resize(w, h)
         win.show()
         win.open_workspace(ws)
         ids = [win.worklist_model.case_at(r).id for r in range(win.worklist_model.rowCount())]

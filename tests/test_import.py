@@ -252,8 +252,10 @@ def test_main_in_process(tmp_path: Path, fixture_pair_dir: Path, capsys: pytest.
     assert main([str(fixture_pair_dir), "--workspace", str(tmp_path / "w"), "--no-register", "--quiet",
                  "--patient-id", "X1"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out == {"imported": 3, "skipped": [], "cases": 3}
+    bundled_id = json.loads((ROOT / "resources" / "models" / "adf-tiny.json").read_text())["id"]
+    assert out == {"imported": 3, "skipped": [], "cases": 3, "active_model": bundled_id}
     with Workspace.open(tmp_path / "w") as ws:
+        assert ws.active_model_id() == bundled_id  # a new workspace predicts with the bundled model
         assert {c.reg_quality for c in ws.cases()} == {"unregistered"}
         assert {c.patient_id for c in ws.cases()} == {"X1"}
 

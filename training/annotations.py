@@ -11,19 +11,23 @@ Conventions (fixed here, relied on by training/export.py and the importer):
   starting with background (a leading 0 when the first pixel is foreground), over the pixels in
   **column-major (Fortran) order**, exactly as COCO defines it. ``counts`` may also be the
   compressed string form of pycocotools (``rleToString``); both are decoded, the list is written.
-- Polygons: vertices at **pixel centres** (integer pixel indices, x = column, y = row), the
-  labelme convention; rasterised with ``cv2.fillPoly`` (boundary pixels included), one polygon
-  at a time and OR-ed (COCO and labelme both mean the union of the polygons). A hole is written
-  as a "keyhole": the hole's outline is spliced into its outer outline through a zero-width cut,
-  so a single simple-fill polygon reproduces it (``fillPoly`` is even-odd within one polygon).
-  pycocotools puts polygon vertices on a half-pixel-shifted grid, so its rasterisation of these
-  polygons differs at the border by about half a pixel; the exporter therefore writes COCO
-  masks as RLE (exact) and uses polygons only for labelme.
+- Polygons we write: vertices at **pixel centres** (integer pixel indices, x = column, y = row),
+  one polygon per region with holes spliced in as "keyholes" (a zero-width cut), so labelme's
+  fill gives the mask back; ``polygons_to_mask`` (``cv2.fillPoly`` per polygon, OR-ed) is the
+  inverse used for our own round trips.
+- Polygons we read are rasterised as the tool that wrote them does: labelme shapes as labelme's
+  ``shape_to_mask`` draws them with Pillow (``pil_polygon_mask``, ``pil_rectangle_mask``,
+  ``pil_ellipse_mask``: vertices truncated, Pillow's scanline fill), COCO polygons as
+  pycocotools' ``annToMask`` decodes them (``coco_polygons_mask``: its 5x upsampled outline).
+  Both are numpy ports checked pixel for pixel against the real tools
+  (tests/data/polygon_reference.npz). pycocotools reads pixel-centre outlines half a pixel
+  inside, so the exporter writes COCO masks as RLE (exact) and uses polygons only for labelme.
 """
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,6 +43,11 @@ __all__ = [
     "rle_from_string",
     "mask_to_polygons",
     "polygons_to_mask",
+    "pil_polygon_mask",
+    "pil_rectangle_mask",
+    "pil_ellipse_mask",
+    "coco_polygon_mask",
+    "coco_polygons_mask",
     "mask_to_coco_annotations",
     "masks_from_coco",
     "mask_to_labelme",
@@ -230,6 +239,328 @@ def polygons_to_mask(polygons: Iterable, height: int, width: int) -> np.ndarray:
     return out.astype(bool)
 
 
+# ------------------------------------------------------------ the annotation tools' own rasterisers
+# A polygon with fractional vertices has no single "right" set of pixels: each tool decides which
+# border pixels it fills. The importer rasterises a polygon as the tool that wrote it does, so the
+# mask it stores is the one the annotator saw (issue 14: a labelme polygon imported with Dice 0.989
+# and a COCO polygon with 0.984 against their tools when vertices were rounded and filled by OpenCV).
+# Both ports below follow the tools' C code operation by operation (integer casts, float32 where
+# the C code uses float), verified against labelme 6.3.1 / Pillow 13.0.0 and pycocotools 2.0.11
+# on random polygons (tests/data/polygon_reference.npz, tests/data/make_polygon_reference.py).
+
+def _roundf(v: float) -> float:
+    """C ``roundf``: halves away from zero, on the exact float32 value."""
+    a = abs(float(v))
+    r = float(np.floor(a))
+    r += 1.0 if a - r >= 0.5 else 0.0
+    return float(np.float32(-r if v < 0 else r))
+
+
+def _pil_round_up(v: np.float32) -> int:
+    """Pillow's ROUND_UP macro (Draw.c): float32 ``v + 0.5F`` for v >= 0, double ``fabs(v) + 0.5`` below."""
+    if v >= 0:
+        return int(np.floor(np.float32(v) + np.float32(0.5)))
+    return -int(np.floor(abs(float(v)) + 0.5))
+
+
+def _pil_round_down(v: np.float32) -> int:
+    """Pillow's ROUND_DOWN macro (Draw.c)."""
+    if v >= 0:
+        return int(np.ceil(np.float32(v) - np.float32(0.5)))
+    return -int(np.ceil(abs(float(v)) - 0.5))
+
+
+def _pil_hline(out: np.ndarray, x0: int, y: int, x1: int) -> None:
+    """Pillow's hline8: one row span, clipped to the image."""
+    h, w = out.shape
+    if not 0 <= y < h or x0 >= w or x1 < 0:
+        return
+    x0, x1 = max(x0, 0), min(x1, w - 1)
+    if x0 <= x1:
+        out[y, x0:x1 + 1] = True
+
+
+def pil_polygon_mask(points: Iterable, height: int, width: int) -> np.ndarray:
+    """bool mask of ``PIL.ImageDraw.Draw(img "L").polygon(points, fill=1, outline=1)``.
+
+    What labelme's ``shape_to_mask`` draws for a polygon (with outline == fill Pillow draws the
+    fill only). Pillow truncates each vertex to int (C cast, toward zero), then fills scanlines
+    between edge crossings computed in float32, with its corner rule (libImaging/Draw.c,
+    ``ImagingDrawPolygon`` and ``polygon_generic``). Ported here so the app needs no Pillow.
+    """
+    h, w = _check_size(height, width)
+    try:
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise AnnotationError("polygon with malformed coordinates") from None
+    out = np.zeros((h, w), bool)
+    if len(pts) == 0:
+        return out
+    if not np.isfinite(pts).all():
+        raise AnnotationError("polygon with non-finite coordinates")
+    lim = 2.0 ** 30  # keep the C int arithmetic in range; such vertices lie far outside any image
+    xy = np.trunc(np.clip(pts, -lim, lim)).astype(np.int64)
+    # edges (x0, y0, x1, y1, xmin, xmax, ymin, ymax); consecutive horizontal edges merge as in Draw.c
+    edges: list[list[int]] = []
+
+    def add_edge(x0: int, y0: int, x1: int, y1: int) -> None:
+        edges.append([x0, y0, x1, y1, min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)])
+
+    n = len(xy)
+    i = 0
+    for i in range(n - 1):
+        x0, y0 = int(xy[i, 0]), int(xy[i, 1])
+        x1, y1 = int(xy[i + 1, 0]), int(xy[i + 1, 1])
+        if y0 == y1 and i != 0 and y0 == int(xy[i - 1, 1]):
+            px = int(xy[i - 1, 0])
+            if x1 > x0 > px:
+                edges[-1][5] = x1
+                continue
+            if x1 < x0 < px:
+                edges[-1][4] = x1
+                continue
+        add_edge(x0, y0, x1, y1)
+    last = n - 1 if n > 1 else 0
+    if n == 1 or int(xy[last, 0]) != int(xy[0, 0]) or int(xy[last, 1]) != int(xy[0, 1]):
+        add_edge(int(xy[last, 0]), int(xy[last, 1]), int(xy[0, 0]), int(xy[0, 1]))
+    if not edges:
+        return out
+    ymin, ymax = h - 1, 0
+    table = []
+    for e in edges:
+        ymin, ymax = min(ymin, e[6]), max(ymax, e[7])
+        if e[6] == e[7]:
+            _pil_hline(out, e[4], e[6], e[5])
+        else:
+            table.append(e)
+    if not table:
+        return out
+    ymin, ymax = max(ymin, 0), min(ymax, h)
+    ex0 = np.array([e[0] for e in table], np.int64)
+    ey0 = np.array([e[1] for e in table], np.int64)
+    e_ymin = np.array([e[6] for e in table], np.int64)
+    e_ymax = np.array([e[7] for e in table], np.int64)
+    dx = (np.array([e[2] - e[0] for e in table], np.float64).astype(np.float32)
+          / np.array([e[3] - e[1] for e in table], np.float64).astype(np.float32))
+    fx0 = ex0.astype(np.float32)
+
+    def x_at(k: int, y: int) -> np.float32:
+        return np.float32(np.float32(y - ey0[k]) * dx[k]) + fx0[k]
+
+    for y in range(ymin, ymax + 1):
+        active = np.flatnonzero((e_ymin <= y) & (y <= e_ymax))
+        if active.size == 0:
+            continue
+        xs = (y - ey0[active]).astype(np.float32) * dx[active] + fx0[active]
+        at_end = (e_ymax[active] == y) & (y < ymax)
+        extra = [xs[at_end]]
+        corner = ~at_end & ((e_ymin[active] == y) | (e_ymax[active] == y)) & (dx[active] != 0)
+        for pos in np.flatnonzero(corner):
+            i = int(active[pos])
+            xi = xs[pos]
+            for k in range(i):
+                if (y != e_ymin[k] and y != e_ymax[k]) or dx[k] == 0:
+                    continue
+                if _roundf(xi) != _roundf(x_at(k, y)):
+                    continue
+                offset = -1 if y == e_ymax[i] else 1
+                adj = x_at(i, y + offset)
+                if e_ymin[k] <= y + offset <= e_ymax[k]:
+                    adj_other = x_at(k, y + offset)
+                    if xi > adj + np.float32(1) and xi > adj_other + np.float32(1):
+                        xs[pos] = np.float32(_roundf(max(float(adj), float(adj_other))) + 1)
+                    elif xi < adj - np.float32(1) and xi < adj_other - np.float32(1):
+                        xs[pos] = np.float32(_roundf(min(float(adj), float(adj_other))) - 1)
+                    break
+        xx = np.sort(np.concatenate([xs, *extra]))
+        for j in range(1, len(xx), 2):
+            _pil_hline(out, _pil_round_up(xx[j - 1]), y, _pil_round_down(xx[j]))
+    return out
+
+
+def pil_rectangle_mask(p0: Iterable[float], p1: Iterable[float], height: int, width: int) -> np.ndarray:
+    """bool mask of ``ImageDraw.rectangle(((min x, min y), (max x, max y)), fill=1)`` as labelme draws it.
+
+    Pillow truncates the corners to int and fills both ends inclusive.
+    """
+    h, w = _check_size(height, width)
+    (ax, ay), (bx, by) = (tuple(float(v) for v in p) for p in (p0, p1))
+    lim = 2.0 ** 30
+    x0, x1 = (int(np.trunc(np.clip(v, -lim, lim))) for v in (min(ax, bx), max(ax, bx)))
+    y0, y1 = (int(np.trunc(np.clip(v, -lim, lim))) for v in (min(ay, by), max(ay, by)))
+    out = np.zeros((h, w), bool)
+    if y0 >= h or y1 < 0:
+        return out
+    for y in range(max(y0, 0), min(y1, h) + 1):
+        _pil_hline(out, x0, y, x1)
+    return out
+
+
+class _Quarter:
+    """Pillow's quarter_state (Draw.c): a quarter ellipse on the step-2 integer grid, Bresenham style."""
+
+    def __init__(self, a: int, b: int) -> None:
+        self.finished = a < 0 or b < 0
+        if not self.finished:
+            self.cx, self.cy, self.ex, self.ey = a, b % 2, a % 2, b
+            self.a2, self.b2 = a * a, b * b
+            self.a2b2 = self.a2 * self.b2
+
+    def _delta(self, x: int, y: int) -> int:
+        return abs(self.a2 * y * y + self.b2 * x * x - self.a2b2)
+
+    def next(self) -> tuple[int, int] | None:
+        if self.finished:
+            return None
+        ret = (self.cx, self.cy)
+        if self.cx == self.ex and self.cy == self.ey:
+            self.finished = True
+        else:
+            nx, ny = self.cx, self.cy + 2
+            nd = self._delta(nx, ny)
+            if nx > 1:
+                d = self._delta(self.cx - 2, self.cy + 2)
+                if nd > d:
+                    nx, ny, nd = self.cx - 2, self.cy + 2, d
+                d = self._delta(self.cx - 2, self.cy)
+                if nd > d:
+                    nx, ny = self.cx - 2, self.cy
+            self.cx, self.cy = nx, ny
+        return ret
+
+
+def pil_ellipse_mask(x0: float, y0: float, x1: float, y1: float, height: int, width: int) -> np.ndarray:
+    """bool mask of ``ImageDraw.ellipse(((x0, y0), (x1, y1)), fill=1)``: what labelme draws for a circle.
+
+    Pillow truncates the box to int and fills the rows of its ellipse_state iteration
+    (``ellipseNew``, ``ellipse_next`` in Draw.c with width = a + b).
+    """
+    h, w = _check_size(height, width)
+    lim = 2.0 ** 20
+    bx0, by0, bx1, by1 = (int(np.trunc(np.clip(float(v), -lim, lim))) for v in (x0, y0, x1, y1))
+    out = np.zeros((h, w), bool)
+    a, b = bx1 - bx0, by1 - by0
+    if a < 0 or b < 0:
+        return out
+    leftmost = a % 2
+    outer = _Quarter(a, b)
+    first = outer.next()
+    if first is None:
+        return out
+    pr, py = first
+    inner = _Quarter(a - 2 * (a + b - 1), b - 2 * (a + b - 1))
+    pl = leftmost
+    finished = False
+    while not finished:
+        y, left, r = py, pl, pr
+        nxt = outer.next()
+        while nxt is not None and nxt[1] <= y:
+            nxt = outer.next()
+        if nxt is None:
+            finished = True
+        else:
+            pr, py = nxt
+        nxt = inner.next()
+        while nxt is not None and nxt[1] <= y:
+            left = nxt[0]
+            nxt = inner.next()
+        pl = leftmost if nxt is None else nxt[0]
+        spans = []
+        if (left > 0 or left < r) and y > 0:
+            spans.append((2 if left == 0 else left, y, r))
+        if y > 0:
+            spans.append((-r, y, -left))
+        if left > 0 or left < r:
+            spans.append((2 if left == 0 else left, -y, r))
+        spans.append((-r, -y, -left))
+        for sx0, sy, sx1 in spans:
+            _pil_hline(out, bx0 + (sx0 + a) // 2, by0 + (sy + b) // 2, bx0 + (sx1 + a) // 2)
+    return out
+
+
+def coco_polygon_mask(xy: Iterable[float], height: int, width: int) -> np.ndarray:
+    """bool mask of one COCO polygon ``[x0, y0, x1, y1, ...]`` as pycocotools decodes it.
+
+    ``rleFrPoly`` in pycocotools' maskApi.c: vertices scaled by 5 and truncated to int, the
+    outline walked densely in that upsampled grid, the points where it crosses a pixel column's
+    centre kept (downsampled, y rounded up), and the column-major runs between them filled.
+    """
+    h, w = _check_size(height, width)
+    try:
+        flat = np.asarray(xy, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise AnnotationError("polygon with malformed coordinates") from None
+    if not np.isfinite(flat).all():
+        raise AnnotationError("polygon with non-finite coordinates")
+    k = flat.size // 2
+    if k == 0:
+        return np.zeros((h, w), bool)
+    scale = 5.0
+    lim = 2.0 ** 28
+    x = np.trunc(np.clip(scale * flat[0:2 * k:2] + 0.5, -lim, lim)).astype(np.int64)
+    y = np.trunc(np.clip(scale * flat[1:2 * k:2] + 0.5, -lim, lim)).astype(np.int64)
+    x, y = np.append(x, x[0]), np.append(y, y[0])
+    us, vs = [], []
+    for j in range(k):
+        xs, xe, ys, ye = int(x[j]), int(x[j + 1]), int(y[j]), int(y[j + 1])
+        dx, dy = abs(xe - xs), abs(ys - ye)
+        flip = (dx >= dy and xs > xe) or (dx < dy and ys > ye)
+        if flip:
+            xs, xe, ys, ye = xe, xs, ye, ys
+        if dx >= dy:
+            t = np.arange(dx + 1, dtype=np.int64)
+            if flip:
+                t = dx - t
+            if dx == 0:  # a repeated vertex: C computes 0/0 here, but that v is never used (u does not change)
+                v = np.full(t.shape, ys, np.int64)
+            else:
+                v = np.trunc(ys + ((ye - ys) / dx) * t + 0.5).astype(np.int64)
+            us.append(t + xs)
+            vs.append(v)
+        else:
+            t = np.arange(dy + 1, dtype=np.int64)
+            if flip:
+                t = dy - t
+            us.append(np.trunc(xs + ((xe - xs) / dy) * t + 0.5).astype(np.int64))
+            vs.append(t + ys)
+    u, v = np.concatenate(us), np.concatenate(vs)
+    change = np.flatnonzero(u[1:] != u[:-1]) + 1
+    uj, uprev = u[change], u[change - 1]
+    xd = np.where(uj < uprev, uj, uj - 1).astype(np.float64)
+    xd = (xd + 0.5) / scale - 0.5
+    keep = (np.floor(xd) == xd) & (xd >= 0) & (xd <= w - 1)
+    yd = np.minimum(v[change], v[change - 1]).astype(np.float64)
+    yd = (yd + 0.5) / scale - 0.5
+    yd = np.ceil(np.clip(yd, 0, h))
+    pos = (xd[keep].astype(np.int64) * h + yd[keep].astype(np.int64))
+    toggles = np.zeros(h * w + 1, np.int64)
+    np.add.at(toggles, pos, 1)
+    flat_mask = (np.cumsum(toggles[: h * w]) & 1).astype(bool)
+    return flat_mask.reshape((h, w), order="F")
+
+
+def coco_polygons_mask(segmentation: list, height: int, width: int) -> np.ndarray:
+    """bool union of a COCO polygon ``segmentation`` as ``pycocotools`` ``annToMask`` builds it.
+
+    ``frPyObjects`` reads the list by its first entry: more than four numbers make every entry a
+    polygon of ``len // 2`` points; four or fewer is refused (pycocotools 2.0.11 raises on it too:
+    four numbers would be a box, which it accepts only as a numpy array).
+    """
+    h, w = _check_size(height, width)
+    out = np.zeros((h, w), bool)
+    if not segmentation:
+        return out
+    try:
+        first = len(segmentation[0])
+    except TypeError:
+        raise AnnotationError("polygon segmentation is not a list of coordinate lists") from None
+    if first <= 4:
+        raise AnnotationError("polygon with fewer than 3 points")
+    for poly in segmentation:
+        out |= coco_polygon_mask(poly, h, w)
+    return out
+
+
 # ------------------------------------------------------------------------------------ COCO files
 def mask_to_coco_annotations(mask: np.ndarray, image_id: int, first_id: int, category_id: int = 1,
                              as_polygons: bool = False) -> list[dict]:
@@ -266,8 +597,8 @@ def _load_json(path: os.PathLike | str) -> object:
 
 
 def _segmentation_mask(seg: object, h: int, w: int) -> np.ndarray:
-    if isinstance(seg, list):  # polygons: a list of flat coordinate lists
-        return polygons_to_mask(seg, h, w)
+    if isinstance(seg, list):  # polygons (or boxes): rasterised as pycocotools' annToMask does
+        return coco_polygons_mask(seg, h, w)
     if isinstance(seg, dict):
         m = rle_decode(seg)
         if m.shape != (h, w):
@@ -337,7 +668,9 @@ def mask_from_labelme(json_path: os.PathLike | str, shape: tuple[int, int] | Non
 
     ``shape`` = (height, width) of the image; needed when the JSON lacks ``imageHeight`` /
     ``imageWidth``, and checked against them when both are present. ``labels``: shape labels to
-    keep (None = all). Lines and points have no area and are ignored. Raises AnnotationError.
+    keep (None = all). Polygons, rectangles and circles are filled as labelme's ``shape_to_mask``
+    fills them (Pillow's rules, ported). Lines and points are ignored: they outline no region
+    (labelme's own label export would draw them 10 px wide). Raises AnnotationError.
     """
     data = _load_json(json_path)
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
@@ -364,14 +697,14 @@ def mask_from_labelme(json_path: os.PathLike | str, shape: tuple[int, int] | Non
         if not np.isfinite(pts).all():
             raise AnnotationError(f"{json_path}: shape with non-finite points")
         one = np.zeros((h, w), np.uint8)
-        if kind == "polygon" and len(pts) >= 3:
-            cv2.fillPoly(one, [np.round(pts).astype(np.int32)], 1)
+        if kind in ("polygon", "oriented_rectangle") and len(pts) >= 3:
+            one = pil_polygon_mask(pts, h, w)   # labelme's shape_to_mask: Pillow's polygon fill
         elif kind == "rectangle" and len(pts) == 2:
-            (x0, y0), (x1, y1) = np.round(pts).astype(int)
-            cv2.rectangle(one, (min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1)), 1, -1)
+            one = pil_rectangle_mask(pts[0], pts[1], h, w)
         elif kind == "circle" and len(pts) == 2:
-            r = int(round(float(np.linalg.norm(pts[1] - pts[0]))))
-            cv2.circle(one, (int(round(pts[0][0])), int(round(pts[0][1]))), r, 1, -1)
+            (cx, cy), (px, py) = pts
+            d = math.sqrt((cx - px) ** 2 + (cy - py) ** 2)
+            one = pil_ellipse_mask(cx - d, cy - d, cx + d, cy + d, h, w)
         elif kind == "mask" and s.get("mask") and len(pts) >= 1:
             one = _labelme_mask_shape(s["mask"], pts, h, w, json_path)
         out |= one.astype(bool)
@@ -387,7 +720,7 @@ def _labelme_mask_shape(b64: str, pts: np.ndarray, h: int, w: int, where: object
         sub = None
     if sub is None:
         raise AnnotationError(f"{where}: undecodable mask shape")
-    x0, y0 = (int(round(v)) for v in pts[0])
+    x0, y0 = (int(v) for v in pts[0])  # labelme: np.asarray(points).astype(int), i.e. truncated
     one = np.zeros((h, w), np.uint8)
     ys, xs = max(y0, 0), max(x0, 0)
     ye, xe = min(y0 + sub.shape[0], h), min(x0 + sub.shape[1], w)

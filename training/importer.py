@@ -484,6 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkspaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    try:  # a workspace always has an active model (DESIGN.md): the bundled one when it has none
+        active_model = ws.ensure_active_model()
+    except WorkspaceError as exc:
+        active_model = None
+        print(f"warning: no model is active in {ws.root} and the bundled model could not be registered: {exc}",
+              file=sys.stderr)
     bar = None
     try:
         def progress(done: int, total: int) -> None:
@@ -509,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ws.close()
     if bar is not None:
         bar.close()
-    out = {"imported": summary["imported"], "skipped": summary["skipped"], "cases": summary["cases"]}
+    out = {"imported": summary["imported"], "skipped": summary["skipped"], "cases": summary["cases"],
+           "active_model": active_model}
     print(json.dumps(out))
     return 0

@@ -21,6 +21,15 @@ def resource_path(*parts: str) -> Path:
     return _app_root().joinpath("resources", *parts)
 
 
+def bundled_model_card() -> Path:
+    """The model shipped with the app (``resources/models/adf-tiny.json`` + ``.safetensors``).
+
+    Every workspace without an active model gets it (DESIGN.md: a workspace always has an active
+    model); the file name stays while each release carries a new id in its card.
+    """
+    return resource_path("models", "adf-tiny.json")
+
+
 def user_data_dir() -> Path:
     """Per-user data folder: $ADF_VIEWER_DATA, else the platform's usual place.
 

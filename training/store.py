@@ -1138,6 +1138,36 @@ class Workspace:
         rows = self._read("SELECT path FROM models WHERE active = 1 LIMIT 1")
         return self.root / rows[0]["path"] if rows else None
 
+    def active_model_id(self) -> str | None:
+        """The id of the active model, or None when no model is active."""
+        rows = self._read("SELECT id FROM models WHERE active = 1 LIMIT 1")
+        return str(rows[0]["id"]) if rows else None
+
+    def ensure_active_model(self, card_path: os.PathLike | str | None = None) -> str | None:
+        """The active model's id; when none is active, register ``card_path`` and activate it first.
+
+        Why: DESIGN.md says a workspace always has an active model, so a clinician's new workspace
+        predicts at once. ``card_path`` defaults to the bundled model (training.paths). A model that
+        is already active is never replaced, also when another process activates one meanwhile
+        (checked again inside the write). A read-only workspace is left as it is: None when it has
+        no active model (the caller then predicts with the bundled files without registering).
+        Raises WorkspaceError when the model cannot be registered (missing or unreadable files).
+        """
+        active = self.active_model_id()
+        if active is not None or self.readonly:
+            return active
+        if card_path is None:
+            from training.paths import bundled_model_card
+
+            card_path = bundled_model_card()
+        model_id = self.register_model(card_path)
+        with self._write() as db:
+            row = db.execute("SELECT id FROM models WHERE active = 1 LIMIT 1").fetchone()
+            if row is not None:
+                return str(row[0])
+            self._activate(db, model_id)
+        return model_id
+
     # ---------------------------------------------------------------- checks
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check``: "ok" or the first problems found."""

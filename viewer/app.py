@@ -113,9 +113,13 @@ def _report_startup(win: Any, t_start: float) -> None:
 
 
 def self_test(args: Any, t_start: float) -> int:
-    """Build a temporary demo workspace, open the window, predict one case, render, close.
+    """Build a temporary demo workspace, open the window, predict, check the overlay, close.
 
-    Prints one JSON line: {"ok", "device", "ms_window", "ms_first_overlay"} (+ "error" on failure).
+    Prints one JSON line: {"ok", "device", "ms_window", "ms_first_overlay", "case",
+    "predicted_pixels", "overlay_pixels", "shown_pixels"} (+ "error" when not ok). ``ok`` means
+    the model found something on a demo case and its overlay reached the screen: the predicted
+    mask is not empty, the overlay buffer is painted, and the WLI view differs with the overlay
+    on and off. A window that opens but shows no overlay is not ok.
     """
     if not os.environ.get("QT_QPA_PLATFORM") and not display_available():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -147,29 +151,72 @@ def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
     win.predictionShown.connect(lambda cid: (state.setdefault("case", cid), loop.quit()))
     win.predictionFailed.connect(lambda _cid, msg: (state.setdefault("error", msg), loop.quit()))
     try:
-        _wait_for_first_overlay(win, ws_path, loop, state, args)
-    finally:
+        if not win.open_workspace(ws_path):
+            raise RuntimeError("the demo workspace did not open")
+        _wait_for_first_overlay(win, loop, state, args)
         ms_overlay = (time.perf_counter() - t_start) * 1000.0
+        check = _overlay_check(app, win)
+        # an empty prediction paints nothing: look for a demo case where the model finds something
+        for _ in range(win.worklist_proxy.rowCount() - 1):
+            if check["predicted_pixels"]:
+                break
+            state.pop("case", None)
+            win.next_case()
+            _wait_for_first_overlay(win, loop, state, args)
+            check = _overlay_check(app, win)
         device = win.device_label.text()
-        overlay = win.pair.overlay
-        painted = int((overlay.bgra[..., 3] > 0).sum()) if overlay is not None else 0
-        image = win.grab().toImage()
+    finally:
         win.close()
         app.processEvents()
-    return {"ok": image.width() > 0, "device": device, "ms_window": round(ms_window, 1),
-            "ms_first_overlay": round(ms_overlay, 1), "case": state["case"], "overlay_pixels": painted}
+    ok = check["predicted_pixels"] > 0 and check["overlay_pixels"] > 0 and check["shown_pixels"] > 0
+    out = {"ok": ok, "device": device, "ms_window": round(ms_window, 1), "ms_first_overlay": round(ms_overlay, 1),
+           **check}
+    if not ok:
+        out["error"] = ("the model predicted an empty mask on every demo case" if not check["predicted_pixels"]
+                        else "the prediction's overlay did not reach the screen")
+    return out
 
 
-def _wait_for_first_overlay(win: Any, ws_path: Path, loop: Any, state: dict[str, Any], args: Any) -> None:
+def _overlay_check(app: Any, win: Any) -> dict[str, Any]:
+    """The shown case's predicted pixels, painted overlay pixels, and WLI-view pixels the overlay changes."""
+    import numpy as np
+    import qimage2ndarray
+    from PySide6.QtGui import QImage
+
+    from viewer.pair_view import WLI
+
+    session = win.current_session()
+    predicted = int(session.mask.sum()) if session is not None and session.mask_source == "model" else 0
+    overlay = win.pair.overlay
+    painted = int((overlay.bgra[..., 3] > 0).sum()) if overlay is not None else 0
+    view = win.pair.views[WLI]
+
+    def screen() -> np.ndarray:
+        app.processEvents()
+        return qimage2ndarray.rgb_view(view.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)).copy()
+
+    visible = win.overlay_visible.isChecked()
+    with_overlay = screen()
+    win.overlay_visible.setChecked(False)
+    without = screen()
+    win.overlay_visible.setChecked(visible)
+    shown = int((with_overlay != without).any(axis=2).sum()) if visible else 0
+    return {"case": win.current_case_id, "predicted_pixels": predicted, "overlay_pixels": painted,
+            "shown_pixels": shown}
+
+
+def _wait_for_first_overlay(win: Any, loop: Any, state: dict[str, Any], args: Any) -> None:
+    """Run the event loop until the shown case's prediction reached the overlay (or failed, or timed out)."""
     from PySide6.QtCore import QTimer
 
-    if not win.open_workspace(ws_path):
-        raise RuntimeError("the demo workspace did not open")
-    QTimer.singleShot(int(getattr(args, "self_test_timeout", 180) * 1000), loop.quit)
-    if "case" not in state:
+    if "case" not in state and "error" not in state:
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.timeout.connect(loop.quit)
+        timer.start(int(getattr(args, "self_test_timeout", 180) * 1000))
         loop.exec()
+        timer.stop()
     if "error" in state:
         raise RuntimeError(state["error"])
     if "case" not in state:
         raise RuntimeError("no prediction reached the overlay in time")
-

@@ -38,24 +38,6 @@ ATTRIBUTIONS = (
     "Method after the Align-Disentangle-Fusion paper (arXiv 2508.16882)."
 )
 
-SHORTCUTS = [
-    ("Tools", [("H", "Navigate (left-drag pans)"), ("B", "Brush"), ("E", "Eraser"), ("P", "Polygon fill"),
-               ("Shift+P", "Polygon erase"), ("L", "Lasso fill"), ("Shift+L", "Lasso erase"),
-               ("U", "Push / pull the boundary"), ("[  ]", "Smaller / larger brush"),
-               ("Ctrl+wheel", "Brush size"), ("Enter / Esc / Backspace", "Close / cancel / undo point of a polygon")]),
-    ("Mask operations", [("Alt+S", "Smooth boundary"), ("Alt+=", "Grow 2 px"), ("Alt+-", "Shrink 2 px"),
-                         ("Alt+H", "Fill holes"), ("Alt+I", "Remove islands"), ("G", "Refine (GrabCut)")]),
-    ("Undo and saving", [("Ctrl+Z", "Undo stroke"), ("Ctrl+Shift+Z, Ctrl+Y", "Redo"),
-                         ("Ctrl+S", "Save now (autosave runs 2 s after the last edit)")]),
-    ("Review", [("A, Enter", "Accept mask and go to the next case to review"), ("X", "Exclude with a reason"),
-                ("PgDn / PgUp", "Next / previous case"), ("Ctrl+R", "Predict again"),
-                ("Ctrl+Shift+R", "Pre-annotate all"), ("Ctrl+Shift+D", "Agreement summary")]),
-    ("View", [("Wheel", "Zoom at the cursor"), ("Middle/right drag", "Pan"), ("Home", "Fit"),
-              ("Ctrl+1", "Actual pixels"), ("O", "Overlay on/off"), ("M", "Overlay mode"),
-              ("F5 … F8", "Side by side / WLI only / NBI only / swapped")]),
-]
-
-
 def about_text(ws: Any = None) -> str:
     """About box body: what this is, the disclaimer, the data it learned from, the active model."""
     model = ""
@@ -76,28 +58,37 @@ def about_text(ws: Any = None) -> str:
 
 
 class ShortcutsDialog(QDialog):
-    """Help ▸ Keyboard shortcuts."""
+    """Help ▸ Keyboard shortcuts, built from viewer.actions (the same table as the menus)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
+        from PySide6.QtCore import Qt
+
+        from viewer.actions import help_sections
+
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
         lay = QVBoxLayout(self)
-        rows = sum(len(items) + 1 for _g, items in SHORTCUTS)
+        sections = help_sections()
+        rows = sum(len(items) + 1 for _g, items in sections)
         table = QTableWidget(rows, 2)
         table.setHorizontalHeaderLabels(["Keys", "Action"])
         table.verticalHeader().hide()
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         r = 0
-        for group, items in SHORTCUTS:
+        for group, items in sections:
             head = QTableWidgetItem(group)
             font = head.font()
             font.setBold(True)
             head.setFont(font)
             table.setItem(r, 0, head)
             r += 1
-            for keys, action in items:
-                table.setItem(r, 0, QTableWidgetItem(QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText) or keys))
-                table.setItem(r, 1, QTableWidgetItem(action))
+            for keys, text, action_id in items:
+                shown = ", ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) or k for k in keys) \
+                    if action_id is not None else keys[0]
+                key_item = QTableWidgetItem(shown)
+                key_item.setData(Qt.ItemDataRole.UserRole, action_id)  # None: a mouse gesture / drawing key
+                table.setItem(r, 0, key_item)
+                table.setItem(r, 1, QTableWidgetItem(text))
                 r += 1
         table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         table.resizeColumnToContents(0)
@@ -106,7 +97,7 @@ class ShortcutsDialog(QDialog):
         bb.rejected.connect(self.reject)
         lay.addWidget(bb)
         self.table = table
-        self.resize(560, 620)
+        self.resize(600, 720)
 
 
 class AgreementDialog(QDialog):
@@ -238,6 +229,8 @@ class ImportDialog(QDialog):
         self.progress.setValue(done)
 
     def _on_done(self, result: Any) -> None:
+        if self._thread is not None:
+            self._thread.wait()  # it has emitted its last signal; a QThread destroyed while running aborts
         self.progress.hide()
         self.folder_btn.setEnabled(True)
         self.csv_btn.setEnabled(True)

@@ -171,7 +171,7 @@ class InferenceWorker(QThread):
     def _ensure_predictor(self) -> Any:
         if self._predictor is None:
             if self.model_path is None and self.predictor_factory is default_predictor_factory:
-                raise RuntimeError("No model is active in this workspace (Model ▸ Model versions).")
+                raise RuntimeError("No model is active in this workspace (Model ▸ Model versions ▸ Add model file…).")
             path = Path(self.model_path) if self.model_path is not None else None
             self._predictor = self.predictor_factory(path, self.device)
             self.deviceReady.emit(str(getattr(self._predictor, "device_reason", "")),

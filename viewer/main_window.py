@@ -48,40 +48,28 @@ from PySide6.QtWidgets import (
 from training import recovery
 from training.store import WorkspaceError
 from viewer import mask_ops
+from viewer.actions import ACTIONS, LAYOUT_LABELS, MENUS, OPERATIONS, TOOL_SHORTCUTS, TUMOUR_FREE_NOTE
 from viewer.inference import InferenceWorker, PredictionResult, PredictorFactory
 from viewer.pair_view import LAYOUTS, PairView
-from viewer.tools import (
-    BRUSH,
-    ERASER,
-    LASSO,
-    LASSO_ERASE,
-    NAVIGATE,
-    POLYGON,
-    POLYGON_ERASE,
-    PUSH_PULL,
-    TOOL_LABELS,
-    CaseSession,
-    EditController,
+from viewer.tools import NAVIGATE, CaseSession, EditController
+from viewer.worklist import (
+    CASE_COL,
+    DICE_COL,
+    EDITED_COL,
+    PATIENT_COL,
+    STATUS_COL,
+    STATUS_LABELS,
+    WorklistFilter,
+    WorklistModel,
 )
-from viewer.worklist import STATUS_LABELS, WorklistFilter, WorklistModel
 
 APP_NAME = "ADF Viewer"
 UNREVIEWED = ("new", "predicted", "in_progress", "corrected")
+DEFAULT_SIZE = (1600, 1000)  # first start (later starts restore the last geometry)
+WORKLIST_WIDTH = 460         # the worklist dock's width at the default size: every column fits
+HISTORY_ROWS = 5             # revisions the History panel always shows without scrolling
 MAX_SESSIONS = 64          # cases whose undo history is kept in memory at once
 UNDO_LIMIT_PER_CASE = 500  # strokes; each holds only its bounding-box patch, bit-packed
-
-TOOL_SHORTCUTS = {
-    NAVIGATE: "H", BRUSH: "B", ERASER: "E", POLYGON: "P", POLYGON_ERASE: "Shift+P", LASSO: "L",
-    LASSO_ERASE: "Shift+L", PUSH_PULL: "U",
-}
-OPERATIONS = (
-    ("smooth", "Smooth boundary", "Alt+S", {}),
-    ("grow", "Grow 2 px", "Alt+=", {"pixels": 2}),
-    ("shrink", "Shrink 2 px", "Alt+-", {"pixels": 2}),
-    ("fill_holes", "Fill holes", "Alt+H", {}),
-    ("remove_islands", "Remove islands < 50 px", "Alt+I", {"min_pixels": 50}),
-    ("refine", "Refine (GrabCut)", "G", {}),
-)
 
 
 class MainWindow(QMainWindow):
@@ -108,8 +96,9 @@ class MainWindow(QMainWindow):
         self.undo_group = QUndoGroup(self)
         self.image_rgb: np.ndarray | None = None
         self.last_prediction_ms: dict[str, float] = {}
+        self.prediction_errors: dict[str, str] = {}  # case id -> why its last prediction failed
         self.setWindowTitle(APP_NAME)
-        self.resize(1500, 900)
+        self.resize(DEFAULT_SIZE[0], DEFAULT_SIZE[1])
 
         self.pair = PairView(self)
         self.setCentralWidget(self.pair)
@@ -120,11 +109,12 @@ class MainWindow(QMainWindow):
         self.autosave_timer.setInterval(autosave_ms)
         self.autosave_timer.timeout.connect(lambda: self.save_current("autosave"))
 
+        self._create_actions()
         self._build_worklist_dock()
         self._build_tools_dock()
         self._build_history_dock()
         self._build_status_bar()
-        self._build_actions_and_menus()
+        self._build_menus()
         self._restore_settings()
 
     # ================================================================== construction
@@ -157,9 +147,16 @@ class MainWindow(QMainWindow):
         self.worklist.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.worklist.verticalHeader().hide()
         self.worklist.setAlternatingRowColors(True)
-        self.worklist.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.worklist.horizontalHeader().setStretchLastSection(True)
-        self.worklist.horizontalHeader().setResizeContentsPrecision(200)  # column widths from 200 rows, not 10,000
+        header = self.worklist.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # the case id takes what the other columns leave; long ids are elided in the middle (the
+        # frame number at their end stays readable), the full id is the row's tooltip
+        header.setSectionResizeMode(CASE_COL, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(36)
+        header.setResizeContentsPrecision(200)  # column widths from 200 rows, not 10,000
+        self.worklist.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.worklist.setWordWrap(False)
         self.worklist.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         lay.addWidget(self.worklist, 1)
         self.worklist_summary = QLabel()
@@ -168,7 +165,7 @@ class MainWindow(QMainWindow):
         dock.setWidget(box)
         dock.setMinimumWidth(300)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks([dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock], [WORKLIST_WIDTH], Qt.Orientation.Horizontal)
         self.worklist_dock = dock
         self.search_edit.textChanged.connect(self.worklist_proxy.set_text)
         self.status_filter.currentIndexChanged.connect(
@@ -184,19 +181,9 @@ class MainWindow(QMainWindow):
 
         tools_box = QGroupBox("Tools")
         grid = QGridLayout(tools_box)
-        self.tool_group = QActionGroup(self)
-        self.tool_group.setExclusive(True)
-        self.tool_actions: dict[str, QAction] = {}
         for i, tool in enumerate(TOOL_SHORTCUTS):
-            act = QAction(TOOL_LABELS[tool], self)
-            act.setCheckable(True)
-            act.setShortcut(QKeySequence(TOOL_SHORTCUTS[tool]))
-            act.setToolTip(f"{TOOL_LABELS[tool]} ({TOOL_SHORTCUTS[tool]})")
-            act.triggered.connect(lambda _c=False, t=tool: self.editor.set_tool(t))
-            self.tool_group.addAction(act)
-            self.tool_actions[tool] = act
             btn = QToolButton()
-            btn.setDefaultAction(act)
+            btn.setDefaultAction(self.tool_actions[tool])
             btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             btn.setSizePolicy(btn.sizePolicy().horizontalPolicy().Expanding, btn.sizePolicy().verticalPolicy())
             grid.addWidget(btn, i // 2, i % 2)
@@ -280,9 +267,13 @@ class MainWindow(QMainWindow):
         self.accept_btn = QPushButton("Accept  (A)")
         self.accept_btn.setObjectName("acceptButton")
         self.accept_btn.clicked.connect(self.accept_current)
+        self.tumour_free_btn = QPushButton("Tumour-free")
+        self.tumour_free_btn.setToolTip("Approve as tumour-free: no tumour in this case (Ctrl+Shift+A)")
+        self.tumour_free_btn.clicked.connect(self.approve_tumour_free)
         self.exclude_btn = QPushButton("Exclude… (X)")
         self.exclude_btn.clicked.connect(self.exclude_current_dialog)
         rv.addWidget(self.accept_btn)
+        rv.addWidget(self.tumour_free_btn)
         rv.addWidget(self.exclude_btn)
         lay.addWidget(review)
         lay.addStretch(1)
@@ -302,12 +293,19 @@ class MainWindow(QMainWindow):
         self.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.history_table.horizontalHeader().setStretchLastSection(True)
+        self.history_table.setWordWrap(False)
+        rows = self.history_table.verticalHeader().defaultSectionSize()
+        # always room for HISTORY_ROWS revisions (header, frame and a scroll bar included)
+        self.history_table.setMinimumHeight(self.history_table.horizontalHeader().sizeHint().height()
+                                            + HISTORY_ROWS * rows + 2 * self.history_table.frameWidth()
+                                            + self.history_table.horizontalScrollBar().sizeHint().height())
         lay.addWidget(self.history_table, 1)
         self.restore_btn = QPushButton("Restore selected as new revision")
         self.restore_btn.clicked.connect(self.restore_selected_revision)
         lay.addWidget(self.restore_btn)
         dock.setWidget(box)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        # under the worklist (the tools panel on the right is as tall as the default window allows)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.history_dock = dock
 
     def _build_status_bar(self) -> None:
@@ -326,91 +324,71 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.model_status_label)
         sb.addPermanentWidget(self.device_label)
 
-    def _add_action(self, menu: Any, text: str, slot: Callable[[], Any], shortcuts: tuple[str, ...] | str = (),
-                    checkable: bool = False) -> QAction:
-        act = QAction(text, self)
-        if isinstance(shortcuts, str):
-            shortcuts = (shortcuts,)
-        if shortcuts:
-            act.setShortcuts([QKeySequence(s) for s in shortcuts])
-        act.setCheckable(checkable)
-        act.triggered.connect(lambda _c=False: slot())
-        menu.addAction(act)
-        self.addAction(act)
-        return act
+    def _action_slots(self) -> dict[str, Callable[[], Any]]:
+        """What each action of viewer.actions.ACTIONS does (undo/redo come from the undo group)."""
+        slots: dict[str, Callable[[], Any]] = {
+            "new_workspace": self.new_workspace_dialog, "open_workspace": self.open_workspace_dialog,
+            "import": self.import_dialog, "export": self.export_dialog,
+            "save": lambda: self.save_current("manual"), "quit": self.close,
+            "brush_larger": lambda: self.editor.set_radius(self.editor.radius + max(1, self.editor.radius // 8)),
+            "brush_smaller": lambda: self.editor.set_radius(self.editor.radius - max(1, self.editor.radius // 8)),
+            "fit": self.pair.fit, "actual_size": self.pair.actual_size,
+            "zoom_in": lambda: self.pair.zoom(1.25), "zoom_out": lambda: self.pair.zoom(0.8),
+            "toggle_overlay": lambda: self.overlay_visible.toggle(), "overlay_mode": self._cycle_overlay_mode,
+            "next_case": self.next_case, "previous_case": self.previous_case,
+            "accept": self.accept_current, "approve_tumour_free": self.approve_tumour_free,
+            "exclude": self.exclude_current_dialog, "predict": self.request_prediction,
+            "preannotate": self.preannotate_all, "agreement": self.show_agreement_summary,
+            "train": self.train_dialog, "model_versions": self.models_dialog,
+            "shortcuts": self.show_shortcuts, "about": self.show_about,
+        }
+        for tool in TOOL_SHORTCUTS:
+            slots[f"tool.{tool}"] = lambda t=tool: self.editor.set_tool(t)
+        for name, _label, _key, kwargs in OPERATIONS:
+            slots[f"op.{name}"] = lambda n=name, k=kwargs: self.editor.apply_operation(n, **k)
+        for mode in LAYOUT_LABELS:
+            slots[f"layout.{mode}"] = lambda m=mode: self.set_layout_mode(m)
+        return slots
 
-    def _build_actions_and_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        self._add_action(m, "New workspace…", self.new_workspace_dialog, "Ctrl+N")
-        self._add_action(m, "Open workspace…", self.open_workspace_dialog, "Ctrl+O")
-        self._add_action(m, "Import pairs…", self.import_dialog, "Ctrl+I")
-        self.export_action = self._add_action(m, "Export dataset…", self.export_dialog, "Ctrl+E")
-        m.addSeparator()
-        self._add_action(m, "Save now", lambda: self.save_current("manual"), "Ctrl+S")
-        m.addSeparator()
-        self._add_action(m, "Quit", self.close, "Ctrl+Q")
-
-        e = mb.addMenu("&Edit")
-        self.undo_action = self.undo_group.createUndoAction(self, "Undo")
-        self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
-        self.redo_action = self.undo_group.createRedoAction(self, "Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        for act in (self.undo_action, self.redo_action):
-            e.addAction(act)
+    def _create_actions(self) -> None:
+        """One QAction per row of viewer.actions.ACTIONS, with its shortcuts, on the window."""
+        slots = self._action_slots()
+        groups: dict[str, QActionGroup] = {}
+        self.qactions: dict[str, QAction] = {}
+        for spec in ACTIONS:
+            if spec.id == "undo":
+                act = self.undo_group.createUndoAction(self, spec.text)
+            elif spec.id == "redo":
+                act = self.undo_group.createRedoAction(self, spec.text)
+            else:
+                act = QAction(spec.text, self)
+                act.setCheckable(spec.checkable)
+                act.triggered.connect(lambda _c=False, f=slots[spec.id]: f())
+            if spec.shortcuts:
+                act.setShortcuts([QKeySequence(k) for k in spec.shortcuts])
+                act.setToolTip(f"{spec.text.rstrip('…')} ({spec.shortcuts[0]})")
+            if spec.group:
+                groups.setdefault(spec.group, QActionGroup(self)).addAction(act)
             self.addAction(act)
-        e.addSeparator()
-        for act in self.tool_actions.values():
-            e.addAction(act)
-            self.addAction(act)
-        e.addSeparator()
-        self._add_action(e, "Larger brush", lambda: self.editor.set_radius(self.editor.radius + max(1, self.editor.radius // 8)), "]")
-        self._add_action(e, "Smaller brush", lambda: self.editor.set_radius(self.editor.radius - max(1, self.editor.radius // 8)), "[")
-        e.addSeparator()
-        for name, label, shortcut, kwargs in OPERATIONS:
-            self._add_action(e, label, lambda n=name, k=kwargs: self.editor.apply_operation(n, **k), shortcut)
-
-        v = mb.addMenu("&View")
-        self._add_action(v, "Fit", self.pair.fit, ("Home", "Ctrl+0"))
-        self._add_action(v, "Actual pixels (1:1)", self.pair.actual_size, "Ctrl+1")
-        self._add_action(v, "Zoom in", lambda: self.pair.zoom(1.25), ("Ctrl+=", "Ctrl++"))
-        self._add_action(v, "Zoom out", lambda: self.pair.zoom(0.8), "Ctrl+-")
-        v.addSeparator()
-        layout_group = QActionGroup(self)
-        labels = {"side_by_side": "Side by side", "wli_only": "WLI only", "nbi_only": "NBI only",
-                  "swapped": "Swapped (NBI | WLI)"}
-        self.layout_actions: dict[str, QAction] = {}
-        for i, mode in enumerate(LAYOUTS):
-            act = self._add_action(v, labels[mode], lambda md=mode: self.set_layout_mode(md), f"F{5 + i}", True)
-            layout_group.addAction(act)
-            self.layout_actions[mode] = act
+            self.qactions[spec.id] = act
+        self.tool_group = groups["tools"]
+        self.tool_actions: dict[str, QAction] = {t: self.qactions[f"tool.{t}"] for t in TOOL_SHORTCUTS}
+        self.layout_actions: dict[str, QAction] = {m: self.qactions[f"layout.{m}"] for m in LAYOUTS}
         self.layout_actions["side_by_side"].setChecked(True)
-        v.addSeparator()
-        self._add_action(v, "Toggle overlay", self.overlay_visible.toggle, "O")
-        self._add_action(v, "Next overlay mode", self._cycle_overlay_mode, "M")
-        v.addSeparator()
-        v.addAction(self.worklist_dock.toggleViewAction())
-        v.addAction(self.tools_dock.toggleViewAction())
-        v.addAction(self.history_dock.toggleViewAction())
+        self.undo_action, self.redo_action = self.qactions["undo"], self.qactions["redo"]
+        self.export_action = self.qactions["export"]
 
-        c = mb.addMenu("&Case")
-        self._add_action(c, "Next case", self.next_case, ("PgDown", "Alt+Down"))
-        self._add_action(c, "Previous case", self.previous_case, ("PgUp", "Alt+Up"))
-        c.addSeparator()
-        self._add_action(c, "Accept and next", self.accept_current, ("A", "Return", "Enter"))
-        self._add_action(c, "Exclude…", self.exclude_current_dialog, "X")
-        c.addSeparator()
-        self._add_action(c, "Predict again", self.request_prediction, "Ctrl+R")
-        self._add_action(c, "Pre-annotate all…", self.preannotate_all, "Ctrl+Shift+R")
-        self._add_action(c, "Agreement summary…", self.show_agreement_summary, "Ctrl+Shift+D")
-
-        self.model_menu = mb.addMenu("&Model")
-        self._add_action(self.model_menu, "Train a new version…", self.train_dialog, "Ctrl+T")
-        self._add_action(self.model_menu, "Model versions…", self.models_dialog)
-
-        h = mb.addMenu("&Help")
-        self._add_action(h, "Keyboard shortcuts", self.show_shortcuts, "F1")
-        self._add_action(h, f"About {APP_NAME}", self.show_about)
+    def _build_menus(self) -> None:
+        """The menu bar, in the order of viewer.actions.ACTIONS, plus the docks' show/hide toggles."""
+        menus = {name: self.menuBar().addMenu(f"&{name}") for name in MENUS}
+        for spec in ACTIONS:
+            if spec.separator_before:
+                menus[spec.menu].addSeparator()
+            menus[spec.menu].addAction(self.qactions[spec.id])
+        menus["View"].addSeparator()
+        for dock in (self.worklist_dock, self.tools_dock, self.history_dock):
+            menus["View"].addAction(dock.toggleViewAction())
+        self.model_menu = menus["Model"]
 
     # ================================================================== settings
     def _restore_settings(self) -> None:
@@ -457,7 +435,7 @@ class MainWindow(QMainWindow):
         self.ws = ws
         self.setWindowTitle(f"{APP_NAME} — {ws.root.name}" + (" (read-only)" if ws.readonly else ""))
         self.settings.setValue("last_workspace", str(ws.root))
-        model_path = ws.active_model_path()
+        model_path, model_problem = self._model_for(ws)
         self._start_worker(model_path)
         self.reload_worklist()
         if not ws.readonly:
@@ -466,7 +444,30 @@ class MainWindow(QMainWindow):
             self._select_proxy_row(self._first_unreviewed_row())
         if ws.readonly:
             self.pair.show_error(f"{ws.root} is read-only: you can look and predict, but nothing can be saved here.")
+        elif model_problem:
+            self.pair.show_error(model_problem)
         return True
+
+    def _model_for(self, ws: Any) -> tuple[Path | None, str | None]:
+        """The model the worker loads, and a problem to show when there is none.
+
+        A workspace always has an active model (DESIGN.md): one without gets the bundled model
+        registered and activated here. A read-only workspace predicts with the bundled files as
+        they are, without registering anything.
+        """
+        from training.paths import bundled_model_card
+
+        if ws.readonly:
+            path = ws.active_model_path()
+            if path is None and bundled_model_card().is_file():
+                path = bundled_model_card()
+            return path, None
+        try:
+            ws.ensure_active_model()
+        except WorkspaceError as exc:
+            return None, (f"No model is active in this workspace and the bundled model could not be added ({exc}). "
+                          "Use Model ▸ Model versions ▸ Add model file…")
+        return ws.active_model_path(), None
 
     def _start_worker(self, model_path: Path | None) -> None:
         self._stop_worker()
@@ -502,10 +503,27 @@ class MainWindow(QMainWindow):
         assert self.ws is not None
         current = self.current_case_id
         self.worklist_model.set_cases(self.ws.cases())
-        self.worklist.resizeColumnsToContents()
+        self._fit_worklist_columns()
         self._update_summary()
         if current is not None:
             self._select_case_in_worklist(current)
+
+    def _fit_worklist_columns(self) -> None:
+        """Status, Dice and Edited as wide as their longest text, the patient id at most 90 px
+        (elided), the case id the rest: all five columns fit the worklist dock at the default size.
+
+        Measured from the texts, not resizeColumnToContents: that also reserves room for the sort
+        arrow in every header and reads up to 200 rows.
+        """
+        fm = self.worklist.fontMetrics()
+        pad = 2 * self.worklist.style().pixelMetric(self.worklist.style().PixelMetric.PM_FocusFrameHMargin) + 12
+        texts = {STATUS_COL: list(STATUS_LABELS.values()), DICE_COL: ["0.000"],
+                 EDITED_COL: ["12-31 23:59", "2026-12-31"]}
+        for col, values in texts.items():
+            header = str(self.worklist_model.headerData(col, Qt.Orientation.Horizontal))
+            self.worklist.setColumnWidth(col, max(fm.horizontalAdvance(t) for t in [*values, header]) + pad)
+        self.worklist.resizeColumnToContents(PATIENT_COL)
+        self.worklist.setColumnWidth(PATIENT_COL, min(self.worklist.columnWidth(PATIENT_COL), 90))
 
     def _update_summary(self) -> None:
         total = self.worklist_model.rowCount()
@@ -650,6 +668,7 @@ class MainWindow(QMainWindow):
     def request_prediction(self) -> None:
         if self.worker is None or self.current_case_id is None:
             return
+        self.prediction_errors.pop(self.current_case_id, None)
         self.current_request = self.worker.request(self.current_case_id)
 
     def _on_prediction(self, result: PredictionResult) -> None:
@@ -659,6 +678,7 @@ class MainWindow(QMainWindow):
         if session is None:
             return
         session.prob = result.prob
+        self.prediction_errors.pop(result.case_id, None)
         if session.mask_source in ("empty", "model") and session.undo.count() == 0:
             session.mask[...] = result.mask.astype(np.uint8)
             session.mask_source = "model"
@@ -678,6 +698,8 @@ class MainWindow(QMainWindow):
     def _on_prediction_failed(self, request_id: int, case_id: str, message: str) -> None:
         if request_id and request_id != self.current_request:
             return
+        if case_id:
+            self.prediction_errors[case_id] = message
         self.pair.show_error(message)
         self.statusBar().showMessage(message, 10000)
         self.predictionFailed.emit(case_id, message)
@@ -757,14 +779,15 @@ class MainWindow(QMainWindow):
             return None
         return self._save_session(s, reason)
 
-    def _save_session(self, s: CaseSession, reason: str, status: str = "corrected") -> Any:
+    def _save_session(self, s: CaseSession, reason: str, status: str = "corrected",
+                      status_reason: str | None = None) -> Any:
         assert self.ws is not None
         self.autosave_timer.stop()
         try:
             rev = self.ws.add_revision(s.case_id, s.mask.astype(bool), source="human", author=self.author,
                                        model_id=s.model_id, parent_rev=s.base_rev, note=reason,
                                        reference_prob=s.prob)
-            self.ws.set_status(s.case_id, status, author=self.author)
+            self.ws.set_status(s.case_id, status, reason=status_reason, author=self.author)
         except Exception as exc:  # noqa: BLE001 - disk full, read-only...: the journal keeps the work
             where = ("Your edits are kept in the recovery journal and offered again at the next start."
                      if s.journaled else
@@ -788,12 +811,24 @@ class MainWindow(QMainWindow):
         return rev
 
     def accept_current(self) -> None:
-        """Approve the mask on screen (model's or corrected), save it, go to the next case to review."""
+        """Approve the mask on screen (model's or corrected), save it, go to the next case to review.
+
+        Refused, with a status-bar message, while there is nothing to accept: no revision, no edit and
+        no prediction yet (pending or failed). Approving an empty mask then would record "no tumour"
+        that nobody decided; that is its own action, approve_tumour_free.
+        """
         if self.editor.has_open_shape():
             self.editor.close_shape()
             return
         s = self.current_session()
         if s is None or self.ws is None:
+            return
+        if not s.dirty and s.mask_source == "empty":
+            failed = self.prediction_errors.get(s.case_id)
+            why = failed.rstrip(".") if failed else "the model's prediction has not arrived yet"
+            self.statusBar().showMessage(
+                f"Nothing to accept for {s.case_id}: {why}. Outline the tumour, wait for the prediction, or use "
+                "Case ▸ Approve as tumour-free.", 10000)
             return
         if s.dirty:
             if self._save_session(s, "accept", status="approved") is None:
@@ -804,16 +839,46 @@ class MainWindow(QMainWindow):
                     rev = self.ws.add_revision(s.case_id, s.mask.astype(bool), source="model", author=self.author,
                                                model_id=s.model_id, note="accepted as predicted")
                     s.base_rev, s.mask_source = rev.rev, "revision"
-                elif s.mask_source == "empty":
-                    rev = self.ws.add_revision(s.case_id, s.mask.astype(bool), source="human", author=self.author,
-                                               model_id=s.model_id, note="accepted: no tumour")
-                    s.base_rev, s.mask_source = rev.rev, "revision"
                 self.ws.set_status(s.case_id, "approved", author=self.author)
             except Exception as exc:  # noqa: BLE001
                 self.pair.show_error(f"Could not approve {s.case_id}: {exc}")
                 return
         self.worklist_model.update_case(self.ws.case(s.case_id))
         self._refresh_history()
+        self._goto_next_unreviewed()
+
+    def approve_tumour_free(self) -> None:
+        """Case ▸ Approve as tumour-free: the clinician's explicit "no tumour" decision.
+
+        Saves an empty mask as a new human revision noted TUMOUR_FREE_NOTE (the status event carries
+        the same reason), whatever is on screen; an outline on screen is cleared as one undoable
+        edit first and stays in the history. Then goes to the next case to review.
+        """
+        if self.editor.has_open_shape():
+            self.editor.cancel_shape()
+        s = self.current_session()
+        if s is None or self.ws is None:
+            return
+        if s.mask.any():
+            self.editor.replace_mask(np.zeros(s.mask.shape, bool), "Approve as tumour-free")
+        if s.dirty:
+            rev = self._save_session(s, TUMOUR_FREE_NOTE, status="approved", status_reason=TUMOUR_FREE_NOTE)
+            if rev is None:
+                return
+        else:
+            try:
+                rev = self.ws.add_revision(s.case_id, np.zeros(s.mask.shape, bool), source="human",
+                                           author=self.author, model_id=s.model_id, parent_rev=s.base_rev,
+                                           note=TUMOUR_FREE_NOTE, reference_prob=s.prob)
+                s.base_rev, s.mask_source = rev.rev, "revision"
+                self.ws.set_status(s.case_id, "approved", reason=TUMOUR_FREE_NOTE, author=self.author)
+            except Exception as exc:  # noqa: BLE001
+                self.pair.show_error(f"Could not approve {s.case_id}: {exc}")
+                return
+            recovery.clear_entry(self.ws.root, s.case_id)
+        self.worklist_model.update_case(self.ws.case(s.case_id))
+        self._refresh_history()
+        self.statusBar().showMessage(f"{s.case_id} approved as tumour-free (revision {rev.rev})", 6000)
         self._goto_next_unreviewed()
 
     def _goto_next_unreviewed(self) -> None:
@@ -1000,7 +1065,7 @@ class MainWindow(QMainWindow):
 
         if self.ws is None:
             return
-        dlg = ModelsDialog(self.ws.models(), self)
+        dlg = ModelsDialog(self.ws.models(), self, workspace_root=None if self.ws.readonly else self.ws.root)
         dlg.activated.connect(self.activate_model)
         dlg.exec()
 

@@ -1,16 +1,19 @@
-"""Model ▸ Model versions: every model of the workspace with its metrics; activate or roll back.
+"""Model ▸ Model versions: every model of the workspace with its metrics; activate, roll back, add.
 
 Activating only changes which model predicts next (predictions are cached per model id and
-recomputed lazily); human revisions are never touched.
+recomputed lazily); human revisions are never touched. "Add model file…" registers a model card
+(.json + .safetensors) after checking it the way the predictor will load it.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -41,24 +44,92 @@ def _val_dice(card: dict) -> str:
     return f"{own} (parent {base})" if own and base else own
 
 
+def check_and_register_model(workspace_root: Path, path: Path) -> str:
+    """Check a model file like the predictor will load it, then register it; returns its id.
+
+    Why the full load: a card that parses but names other weights, a truncated or replaced
+    safetensors, or tensors of another architecture must be refused here with one clear line,
+    not fail later at the first prediction. Imports torch (call it off the UI thread).
+    Raises model.card.ModelFileError or training.store.WorkspaceError.
+    """
+    from model.card import ModelFileError, load_model
+    from training.imageio import sha256_file
+    from training.store import Workspace
+
+    _net, card = load_model(path)  # card keys, format, sha256 of the weights, tensor names and shapes
+    stem = path.with_suffix("") if path.suffix.lower() in (".json", ".safetensors") else path
+    weights = stem.with_name(stem.name + ".safetensors")
+    if not weights.is_file() or sha256_file(weights) != card["sha256"]:
+        raise ModelFileError(weights, f"the card names the weights {card['weights']!r}; the file beside it "
+                                      f"must be {weights.name} with the same content")
+    with Workspace.open(workspace_root) as ws:
+        return ws.register_model(stem.with_name(stem.name + ".json"))
+
+
+class _AddModelThread(QThread):
+    finishedWith = Signal(object)  # the registered model id (str) or the exception
+
+    def __init__(self, workspace_root: Path, path: Path) -> None:
+        super().__init__()
+        self.workspace_root, self.path = workspace_root, path
+
+    def run(self) -> None:  # noqa: D401
+        try:
+            self.finishedWith.emit(check_and_register_model(self.workspace_root, self.path))
+        except Exception as exc:  # noqa: BLE001 - shown in the dialog
+            self.finishedWith.emit(exc)
+
+
 class ModelsDialog(QDialog):
     """Lists model versions (newest last) with parent, data and validation metrics."""
 
     activated = Signal(str)  # model id
+    modelAdded = Signal(str)  # model id
 
-    def __init__(self, models: list[dict], parent: QWidget | None = None) -> None:
+    def __init__(self, models: list[dict], parent: QWidget | None = None,
+                 workspace_root: Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model versions")
         self.models = models
+        self.workspace_root = workspace_root
+        self._thread: _AddModelThread | None = None
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("The active model predicts new cases. Activating another one re-predicts lazily; "
                              "clinicians' revisions are never changed."))
-        self.table = QTableWidget(len(models), 6)
+        self.table = QTableWidget(0, 6)
         self.table.setHorizontalHeaderLabels(["", "Model", "Parent", "Held-out Dice", "Created", "Training data"])
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._fill(models)
+        lay.addWidget(self.table, 1)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.message)
+        row = QHBoxLayout()
+        self.activate_btn = QPushButton("Activate selected")
+        self.rollback_btn = QPushButton("Roll back to previous")
+        self.add_btn = QPushButton("Add model file…")
+        self.add_btn.setToolTip("Register a model card (.json) and its weights (.safetensors) in this workspace")
+        self.add_btn.setEnabled(workspace_root is not None)
+        close = QPushButton("Close")
+        row.addWidget(self.activate_btn)
+        row.addWidget(self.rollback_btn)
+        row.addWidget(self.add_btn)
+        row.addStretch(1)
+        row.addWidget(close)
+        lay.addLayout(row)
+        self.activate_btn.clicked.connect(self._activate_selected)
+        self.rollback_btn.clicked.connect(self.roll_back)
+        self.add_btn.clicked.connect(self._pick_model_file)
+        close.clicked.connect(self.accept)
+        self.resize(760, 380)
+
+    def _fill(self, models: list[dict]) -> None:
+        self.models = models
+        self.table.setRowCount(len(models))
         for i, m in enumerate(models):
             card = m.get("card", {})
             data = card.get("data") or card.get("training_data") or ""
@@ -72,20 +143,47 @@ class ModelsDialog(QDialog):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setStretchLastSection(True)
-        lay.addWidget(self.table, 1)
-        row = QHBoxLayout()
-        self.activate_btn = QPushButton("Activate selected")
-        self.rollback_btn = QPushButton("Roll back to previous")
-        close = QPushButton("Close")
-        row.addWidget(self.activate_btn)
-        row.addWidget(self.rollback_btn)
-        row.addStretch(1)
-        row.addWidget(close)
-        lay.addLayout(row)
-        self.activate_btn.clicked.connect(self._activate_selected)
-        self.rollback_btn.clicked.connect(self.roll_back)
-        close.clicked.connect(self.accept)
-        self.resize(760, 360)
+
+    def _pick_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a model file", "",
+                                              "ADF model (*.json *.safetensors);;All files (*)")
+        if path:
+            self.add_model_file(Path(path))
+
+    def add_model_file(self, path: Path) -> None:
+        """Check and register ``path`` in the background; the table and message follow."""
+        if self.workspace_root is None or (self._thread is not None and self._thread.isRunning()):
+            return
+        self.add_btn.setEnabled(False)
+        self.message.setStyleSheet("")
+        self.message.setText(f"Checking {path.name}…")
+        self._thread = _AddModelThread(self.workspace_root, path)
+        self._thread.finishedWith.connect(lambda result, p=path: self._on_added(p, result))
+        self._thread.start()
+
+    def _on_added(self, path: Path, result: object) -> None:
+        if self._thread is not None:
+            self._thread.wait()  # it has emitted its last signal; a QThread destroyed while running aborts
+        self.add_btn.setEnabled(True)
+        if isinstance(result, Exception):
+            reason = str(result).strip().splitlines()[0] if str(result).strip() else type(result).__name__
+            self.message.setStyleSheet("color: #e5534b;")
+            self.message.setText(f"Cannot add {path.name}: {reason}")
+            return
+        from training.store import Workspace
+
+        model_id = str(result)
+        with Workspace.open(self.workspace_root) as ws:
+            self._fill(ws.models())
+        row = next(i for i, m in enumerate(self.models) if m["id"] == model_id)
+        self.table.selectRow(row)
+        active = self.models[row].get("active")
+        self.message.setText(f"{model_id} is registered" + (" and active." if active else
+                             ". Select it and press Activate selected to predict with it."))
+        self.modelAdded.emit(model_id)
+
+    def wait_done(self, ms: int = 120000) -> bool:
+        return self._thread.wait(ms) if self._thread is not None else True
 
     def _activate_selected(self) -> None:
         row = self.table.currentRow()

@@ -4,6 +4,7 @@ Rows come from one store query (no per-row disk reads), so 10,000 cases open at 
 """
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -22,7 +23,10 @@ STATUS_LABELS = {
     "new": "new", "predicted": "predicted", "in_progress": "in progress", "corrected": "corrected",
     "approved": "approved", "excluded": "excluded",
 }
-COLUMNS = ("Case", "Patient", "Status", "Dice model/human", "Last edited")
+COLUMNS = ("Case", "Patient", "Status", "Dice", "Edited")
+COLUMN_TIPS = ("Case id (full id in each row's tooltip)", "Patient id", "Review status",
+               "Dice between the model's prediction and the clinician's latest revision",
+               "When the case last changed (local time)")
 CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL = range(5)
 CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -98,6 +102,8 @@ class WorklistModel(QAbstractTableModel):
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMN_TIPS[section]
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -117,14 +123,37 @@ class WorklistModel(QAbstractTableModel):
             if col == DICE_COL:
                 return "" if case.dice_vs_model is None else f"{case.dice_vs_model:.3f}"
             if col == EDITED_COL:
-                return (case.updated_at or "")[:16].replace("T", " ")
+                return edited_text(case.updated_at)
         if role == Qt.ItemDataRole.ForegroundRole and col == STATUS_COL:
             return QBrush(STATUS_COLORS.get(case.status, QColor(200, 200, 200)))
         if role == Qt.ItemDataRole.ToolTipRole and col == STATUS_COL and case.status == "excluded":
             return f"Excluded: {case.exclude_reason or 'no reason given'}"
+        if role == Qt.ItemDataRole.ToolTipRole and col == EDITED_COL:
+            return edited_text(case.updated_at, full=True) or None
+        if role == Qt.ItemDataRole.ToolTipRole and col in (CASE_COL, PATIENT_COL):
+            return case.id if col == CASE_COL else (case.patient_id or None)  # long ids are elided in the cell
         if role == Qt.ItemDataRole.TextAlignmentRole and col == DICE_COL:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+
+def edited_text(updated_at: str | None, full: bool = False) -> str:
+    """A stored UTC timestamp in local time, short enough for the worklist column.
+
+    "MM-DD HH:MM" within the current year, "YYYY-MM-DD" before it; ``full``: "YYYY-MM-DD HH:MM:SS"
+    (the tooltip). Unparsable text is shown as stored.
+    """
+    if not updated_at:
+        return ""
+    try:
+        when = _dt.datetime.fromisoformat(updated_at)
+    except ValueError:
+        return updated_at[:16].replace("T", " ")
+    if when.tzinfo is not None:
+        when = when.astimezone()
+    if full:
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+    return when.strftime("%m-%d %H:%M" if when.year == _dt.datetime.now().year else "%Y-%m-%d")
 
 
 def sort_key(case: Any, column: int) -> Any:
