@@ -42,6 +42,9 @@ def main() -> int:
     ap.add_argument("--tta", default="none,h", help="test_time_flips written to the card")
     ap.add_argument("--inference-size", type=int, default=None,
                     help="inference_input_size written to the card (default: the training input size)")
+    ap.add_argument("--replaces", default=None,
+                    help="id of the bundled release this one supersedes, when its parent is an intermediate run "
+                         "(demo workspaces then switch to it)")
     ap.add_argument("--split", default=None, help="the evaluation's split, in words, for the card")
     ap.add_argument("--note", action="append", default=[], help="extra lines for the card's release_notes")
     ap.add_argument("--out", default=str(ROOT / "resources" / "models" / "adf-tiny"))
@@ -95,6 +98,8 @@ def main() -> int:
         release["inference_input_size"] = int(args.inference_size)
     if args.note:
         release["release_notes"] = list(args.note)
+    if args.replaces:
+        release["replaces"] = args.replaces
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_w = out.with_name(out.name + ".safetensors.tmp")
     shutil.copyfile(weights, tmp_w)

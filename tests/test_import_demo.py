@@ -81,6 +81,13 @@ def test_demo_workspace_takes_a_newer_bundled_release(tmp_path: Path, monkeypatc
         assert states == {"adf-tiny": False, "adf-tiny-r2": False, "clinic-1": True, "adf-tiny-r3": False}
         assert ws.history(case.id) == history
         assert ws.integrity_check() == "ok"
+        ws.set_active_model("adf-tiny-r3")
+    # a release trained through an intermediate run: its parent is that run, it names what it replaces
+    ship({"id": "adf-tiny-r4", "parent": {"id": "r4-run-a"}, "replaces": "adf-tiny-r3"}, b"release 4")
+    demo.build_demo_workspace(dest)
+    with Workspace.open(dest) as ws:
+        assert [m["id"] for m in ws.models() if m["active"]] == ["adf-tiny-r4"]
+        assert ws.history(case.id) == history
 
 
 def _one_pair_demo_source(tmp_path: Path) -> Path:

@@ -25,7 +25,8 @@ def _register_bundled_model(ws: Workspace) -> None:
 
     A fresh demo gets it active. An existing demo gets a newer bundled release registered too
     (app updates ship new weights under a new id), and activated only if the active model is
-    the release it was fine-tuned from (its card's parent): a model the user trained or chose
+    the release it was fine-tuned from (its card's parent) or the release it says it replaces
+    (its card's ``replaces``, when it was built through intermediate runs): a model the user trained or chose
     in the workspace stays active. Activating re-predicts lazily; human revisions are untouched.
     """
     card_path = resource_path("models", BUNDLED_MODEL)
@@ -43,7 +44,8 @@ def _register_bundled_model(ws: Workspace) -> None:
     active = next((m["id"] for m in models if m["active"]), None)
     if any(m["id"] == bundled_id for m in models) and active is not None:
         return
-    activate = active is None or active == parent.get("id")
+    # a release built through intermediate runs names the bundled release it supersedes ("replaces")
+    activate = active is None or active in (parent.get("id"), card.get("replaces"))
     try:
         ws.register_model(card_path, activate=activate)
         if activate and active is not None:
