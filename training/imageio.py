@@ -11,11 +11,13 @@ No torch, no Qt here (the viewer and the store use it without them).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
 import stat
 import struct
+import sys
 from pathlib import Path
 
 import cv2
@@ -37,6 +39,9 @@ __all__ = [
     "sha256_file",
     "sha256_bytes",
     "fsync_dir",
+    "fsync_fd",
+    "makedirs_durable",
+    "write_bytes_atomic",
     "TEMP_PREFIX",
     "temp_name",
 ]
@@ -333,6 +338,20 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{final.name}")
 
 
+def fsync_fd(fd: int) -> None:
+    """Flush a file's data to stable storage. On macOS ``fsync`` stops at the drive's cache, so
+    ``F_FULLFSYNC`` is used there (SQLite's ``PRAGMA fullfsync`` is the same thing for the database)."""
+    if sys.platform == "darwin":
+        import fcntl
+
+        try:
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            return
+        except OSError:
+            pass  # not supported by this filesystem (e.g. a network share): plain fsync below
+    os.fsync(fd)
+
+
 def fsync_dir(path: os.PathLike | str) -> None:
     """fsync a directory so a rename in it is durable (no-op where unsupported, e.g. Windows)."""
     try:
@@ -340,32 +359,84 @@ def fsync_dir(path: os.PathLike | str) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
+        fsync_fd(fd)
     except OSError:
         pass
     finally:
         os.close(fd)
 
 
+def makedirs_durable(path: os.PathLike | str) -> None:
+    """``mkdir -p`` whose new folders survive a power cut: each new folder's entry is fsynced in
+    its parent. (A file renamed into a new folder is lost with the folder if only the file's own
+    folder was fsynced.)"""
+    final = Path(path)
+    missing = []
+    p = final
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            continue
+        fsync_dir(d.parent)
+
+
+# errno values with which link() says "this filesystem has no hard links" (FAT, some SMB servers)
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EXDEV, errno.EMLINK, errno.EINVAL,
+            errno.EACCES}
+
+
+def _place_no_clobber(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` to ``final`` only if ``final`` does not exist, atomically (FileExistsError).
+
+    POSIX ``rename`` replaces silently, so a hard link is made instead (it fails when the name is
+    taken) and the temp name removed; Windows' rename already refuses. Where the filesystem has no
+    hard links, exists-check + rename is the fallback (the store's write lock serialises writers).
+    """
+    if os.name == "nt":
+        os.rename(tmp, final)
+        return
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        if os.path.lexists(final):
+            raise FileExistsError(f"{final} exists; refusing to overwrite") from None
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
 def write_bytes_atomic(path: os.PathLike | str, data: bytes, exist_ok: bool = True) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync dir.
 
-    With ``exist_ok=False`` an existing ``path`` is never replaced (FileExistsError instead); the
-    caller must serialise writers (the store does so with its SQLite write lock).
+    With ``exist_ok=False`` an existing ``path`` is never replaced, not even by a racing writer
+    (FileExistsError instead). Folders that had to be made are made durable too.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if not exist_ok and final.exists():
+    makedirs_durable(final.parent)
+    if not exist_ok and os.path.lexists(final):
         raise FileExistsError(f"{final} exists; refusing to overwrite")
     tmp = temp_name(final)
     try:
         with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
-        if not exist_ok and final.exists():
-            raise FileExistsError(f"{final} exists; refusing to overwrite")
-        os.replace(tmp, final)
+            fsync_fd(fh.fileno())
+        if exist_ok:
+            os.replace(tmp, final)
+        else:
+            _place_no_clobber(tmp, final)
     except BaseException:
         try:
             tmp.unlink()

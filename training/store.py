@@ -895,8 +895,8 @@ class Workspace:
         revision, Dice/IoU against the model (``reference_prob``: uint8 prob or bool mask; else the
         cached prediction of ``model_id``; else the latest model revision) are stored on the row
         and mirrored onto the case. Status: model -> "predicted" (only from "new"), human or
-        import -> "corrected" (not for an excluded case). Raises WorkspaceError when a revision
-        file already exists that no row owns (it is never replaced).
+        import -> "corrected" (not for an excluded case). A file left at the new revision's name by a
+        dead writer is set aside first (``_free_revision_slot``); nothing is ever replaced.
         """
         if source not in SOURCES:
             raise ValueError(f"unknown revision source {source!r}; expected one of {SOURCES}")
@@ -928,16 +928,14 @@ class Workspace:
             if parent_rev is not None and db.execute("SELECT 1 FROM revisions WHERE case_id=? AND rev=?",
                                                      (case_id, parent_rev)).fetchone() is None:
                 raise ValueError(f"parent revision {parent_rev} of case {case_id} does not exist")
+            rev, set_aside = self._free_revision_slot(db, case_id, rev)
             rel = f"masks/{case_id}/{rev}.png"
             path = self.root / rel
-            if path.exists():
-                raise WorkspaceError(
-                    f"revision file {path} already exists but is not in the database; refusing to overwrite "
-                    "it (move it aside to continue)")
             try:
                 write_bytes_atomic(path, data, exist_ok=False)
-            except FileExistsError:
-                raise WorkspaceError(f"revision file {path} already exists; refusing to overwrite it") from None
+            except FileExistsError:  # only if another writer ignored the lock: never replace its file
+                raise WorkspaceError(f"revision file {path} appeared while saving; refusing to overwrite it "
+                                     "(is another program writing this workspace without SQLite's lock?)") from None
             except OSError as exc:
                 raise WorkspaceError(f"cannot write revision {path}: {exc.strerror or exc}") from None
             now = _now()
@@ -957,6 +955,8 @@ class Workspace:
                     sets += ", dice_vs_model=?, iou_vs_model=?"
                     params += [dice, iou]
                 db.execute(f"UPDATE cases SET {sets} WHERE id=?", (*params, case_id))
+                if set_aside:
+                    self._event(db, "orphan_revision_files", case_id, {"set_aside": set_aside})
                 self._event(db, "revision", case_id, {
                     "rev": rev, "source": source, "author": author, "model_id": model_id, "parent_rev": parent_rev,
                     "sha256": sha, "area": area, "dice_vs_model": dice, "iou_vs_model": iou,
@@ -966,6 +966,28 @@ class Workspace:
                 _set_aside(path)
                 raise
         return Revision(case_id, rev, source, author, model_id, parent_rev, path, sha, area, now, dice, iou, note)
+
+    def _free_revision_slot(self, db: sqlite3.Connection, case_id: str, rev: int) -> tuple[int, list[str]]:
+        """The revision number to write and the leftover files moved out of its way (under the write lock).
+
+        The number is max(rev) + 1, taken under SQLite's write lock, and every live writer writes
+        and commits its file while holding that lock; so a file already at that name has no row
+        and can only be a dead writer's (killed between the file's rename and the row's commit)
+        or a stray copy. It is renamed ``<rev>.orphan-<random>.png`` (never deleted: it may be
+        someone's work) and the save goes on; a file that cannot be moved is skipped over.
+        """
+        moved: list[str] = []
+        folder = self.root / "masks" / case_id
+        for _ in range(1000):
+            path = folder / f"{rev}.png"
+            if not os.path.lexists(path):
+                return rev, moved
+            aside = _set_aside(path)
+            if aside is not None:
+                moved.append(_rel(self.root, aside))
+                return rev, moved
+            rev += 1  # cannot be moved (permissions?): leave it, take the next number
+        raise WorkspaceError(f"cannot find a free revision file name in {folder}")
 
     def history(self, case_id: str) -> list[Revision]:
         """All revisions of a case, oldest first."""
