@@ -2,6 +2,7 @@
 
     python -m tests.store_children die-mid-save WS CASE          # SIGKILLs itself between file and row
     python -m tests.store_children save WS CASES N AUTHOR [--wait] # N saves, prints SAVED <case> <rev> <sha>
+    python -m tests.store_children save-cas WS CASE N AUTHOR     # N saves, each only on the newest revision
     python -m tests.store_children hold-lock WS HOST USER        # holds the write lock until stdin closes
     python -m tests.store_children hold-open WS                  # keeps the workspace open until stdin closes
 
@@ -69,6 +70,26 @@ def main(argv: list[str]) -> int:
                 mask = rng.random((case.height, case.width)) < 0.3
                 rev = ws.add_revision(cid, mask, "human", author, note=f"{author} {i}")
                 print(f"SAVED {cid} {rev.rev} {rev.sha256}", flush=True)
+        return 0
+    if cmd == "save-cas":  # read the newest revision, edit, save only if it is still the newest
+        from training.store import RevisionConflict
+
+        cid, n, author = argv[2], int(argv[3]), argv[4]
+        rng = np.random.default_rng(abs(hash(author)) % (1 << 32))
+        with Workspace.open(ws_path) as ws:
+            case = ws.case(cid)
+            saved = 0
+            while saved < n:
+                latest = ws.latest_revision(cid)
+                base = latest.rev if latest else None
+                mask = rng.random((case.height, case.width)) < 0.3
+                try:
+                    rev = ws.add_revision(cid, mask, "human", author, parent_rev=base, expected_latest=base)
+                except RevisionConflict as exc:
+                    print(f"CONFLICT {exc.latest.rev} {exc.latest.author}", flush=True)
+                    continue
+                print(f"SAVED {cid} {rev.rev} {rev.sha256}", flush=True)
+                saved += 1
         return 0
     if cmd == "hold-lock":
         from training import sharing

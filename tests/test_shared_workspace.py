@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import TEST_DATA
 from training.imageio import encode_png, sha256_bytes, sha256_file
-from training.store import Workspace
+from training.store import RevisionConflict, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -103,6 +103,47 @@ def test_live_writers_and_dying_writers_never_collide(tmp_path: Path) -> None:
     assert len(orphans) == 3
     ones = sha256_bytes(encode_png(np.ones((128, 128), bool)))
     assert all(sha256_file(p) == ones for p in orphans)  # exactly the dead writers' masks
+
+
+
+# ---------------------------------------------------------------------------------- item 3 (store)
+def test_a_save_on_a_stale_base_is_refused_with_who_and_when(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    cid = make_ws(root, 1)[0]
+    a, b = Workspace.open(root), Workspace.open(root)   # two windows
+    m = np.zeros((128, 128), bool)
+    assert a.add_revision(cid, m, "human", "dr.a", expected_latest=None).rev == 1
+    with pytest.raises(RevisionConflict) as info:       # b also started from "no revision yet"
+        b.add_revision(cid, ~m, "human", "dr.b", expected_latest=None)
+    assert info.value.latest.rev == 1 and info.value.latest.author == "dr.a" and info.value.expected is None
+    assert "was saved by dr.a at " in str(info.value)
+    assert [r.rev for r in a.history(cid)] == [1]       # nothing written, no file either
+    assert sorted(p.name for p in (root / "masks" / cid).iterdir()) == ["1.png"]
+    rev = b.add_revision(cid, ~m, "human", "dr.b", parent_rev=None, expected_latest=1)  # "save mine as newer"
+    assert rev.rev == 2 and np.array_equal(a.latest_mask(cid), ~m)
+    assert b.add_revision(cid, m, "human", "dr.b").rev == 3  # without expected_latest: as before
+    a.close()
+    b.close()
+
+
+def test_compare_and_save_holds_across_real_processes(tmp_path: Path) -> None:
+    """Three processes loop "read newest, edit, save only if still newest": every committed revision
+    was made on top of the one just before it, so no save ever hid another."""
+    root = tmp_path / "ws"
+    cid = make_ws(root, 1)[0]
+    n = 8
+    procs = [child("save-cas", str(root), cid, str(n), f"dr.{k}") for k in "xyz"]
+    conflicts = 0
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert sum(ln.startswith("SAVED") for ln in out.splitlines()) == n
+        conflicts += sum(ln.startswith("CONFLICT") for ln in out.splitlines())
+    with Workspace.open(root) as ws:
+        revs = ws.history(cid)
+        assert [r.rev for r in revs] == list(range(1, 3 * n + 1))
+        assert [r.parent_rev for r in revs] == [None, *range(1, 3 * n)]
+        assert ws.integrity_check() == "ok"
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import secrets
+import socket
 import stat
 import struct
 import sys
@@ -43,6 +44,7 @@ __all__ = [
     "makedirs_durable",
     "write_bytes_atomic",
     "TEMP_PREFIX",
+    "HOST_TAG",
     "temp_name",
 ]
 
@@ -333,9 +335,14 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+HOST_TAG = "h" + hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+"""This machine in temp names: on a share, a pid only means something on the machine that wrote it."""
+
+
 def temp_name(final: Path) -> Path:
-    """A temp path beside ``final`` carrying our pid, so cleanup can tell dead writers' leftovers."""
-    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{final.name}")
+    """A temp path beside ``final`` carrying our pid and machine (``.tmp-<pid>-<host tag>-<random>-<name>``),
+    so cleanup can tell a dead writer's leftovers from another machine's live writer's file."""
+    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{HOST_TAG}-{secrets.token_hex(4)}-{final.name}")
 
 
 def fsync_fd(fd: int) -> None:
