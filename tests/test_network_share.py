@@ -79,6 +79,8 @@ def test_a_workspace_on_a_share_uses_the_rollback_journal(tmp_path: Path, monkey
     inject(monkeypatch, "nfs4", "rw,vers=4.2")
     with Workspace.open(tmp_path / "ws", create=True) as ws:
         assert ws.journal == "delete" and ws.db_journal_mode() == "delete"
+        # the commit of a rollback journal is the journal's unlink: EXTRA fsyncs the folder after it
+        assert ws._read("PRAGMA synchronous")[0]["synchronous"] == 3
         cid, _ = ws.import_pair(Path(__file__).parent / "data" / "vf_0041.png", register=False)
         ws.add_revision(cid, np.ones((128, 128), bool), "human", "dr.a")
         assert not (ws.root / "workspace.sqlite-wal").exists() and not (ws.root / "workspace.sqlite-shm").exists()
@@ -140,8 +142,8 @@ def test_the_file_servers_own_app_leaves_wal_while_a_client_uses_the_share(tmp_p
     assert not store._header_says_wal(root / "workspace.sqlite")
     client.stdin.close()
     assert client.wait(60) == 0
-    with Workspace.open(root) as ws:     # alone again: WAL
-        assert ws.db_journal_mode() == "wal"
+    with Workspace.open(root) as ws:     # alone again: WAL, FULL
+        assert ws.db_journal_mode() == "wal" and ws._read("PRAGMA synchronous")[0]["synchronous"] == 2
 
 
 def test_a_share_without_shared_locks_is_refused_with_what_to_do(tmp_path: Path,

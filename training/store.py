@@ -494,10 +494,12 @@ class Workspace:
         try:
             db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if not self.readonly:
-                self._set_journal_mode()
-                # FULL: a commit is on disk when COMMIT returns (in WAL, NORMAL may lose the last
-                # commits on power loss; docs/RELIABILITY.md, "Power loss").
-                db.execute("PRAGMA synchronous = FULL")
+                mode = self._set_journal_mode()
+                # A commit must be on disk when COMMIT returns (docs/RELIABILITY.md, "Power loss"): in
+                # WAL that is FULL (NORMAL may roll the last commits back after a power cut); with the
+                # rollback journal it is EXTRA (FULL does not fsync the folder after the journal's
+                # unlink, which is the commit, so a power cut may bring the journal back and undo it).
+                db.execute(f"PRAGMA synchronous = {'FULL' if mode == 'wal' else 'EXTRA'}")
                 if sys.platform == "darwin":  # fsync() on macOS stops at the drive's cache
                     db.execute("PRAGMA fullfsync = ON")
                     db.execute("PRAGMA checkpoint_fullfsync = ON")
@@ -517,9 +519,10 @@ class Workspace:
         if not self.readonly:
             self._cleanup()
 
-    def _set_journal_mode(self) -> None:
+    def _set_journal_mode(self) -> str:
         """WAL on a local disk; the rollback journal on a network share, or while another machine
-        uses this workspace over one (its SQLite cannot see our shared-memory index)."""
+        uses this workspace over one (its SQLite cannot see our shared-memory index). Returns the
+        mode in force."""
         db = self._db
         try:
             if self.journal == "delete":
@@ -534,6 +537,7 @@ class Workspace:
         if mode != self.journal:
             log.warning("workspace %s: journal mode %s, wanted %s (filesystem %s)", self.root, mode, self.journal,
                         self.fs.fstype or "unknown")
+        return mode
 
     def _schema_version(self) -> int:
         row = self._db.execute(
