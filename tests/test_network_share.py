@@ -155,6 +155,9 @@ def test_a_share_without_shared_locks_is_refused_with_what_to_do(tmp_path: Path,
     assert "nobrl" in str(info.value) and "local disk" in str(info.value)
     with Workspace.open(tmp_path / "ws", readonly=True) as ro:   # looking is still allowed
         assert len(ro.cases()) == 1
+    with pytest.raises(WorkspaceError, match="nobrl"):            # nor is one made there
+        Workspace.open(tmp_path / "new", create=True)
+    assert not (tmp_path / "new").exists()
 
 
 def test_temp_files_on_a_share_are_judged_by_age_not_by_pid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

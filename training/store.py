@@ -397,6 +397,13 @@ class Workspace:
         dbp = root / DB_NAME
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"{root} is a file, not a workspace folder")
+        fs = sharing.filesystem_of(root)  # of the nearest existing folder when it is still to be made
+        if not readonly and fs.lock_problem:
+            raise WorkspaceError(
+                f"{root} cannot be shared safely: {fs.lock_problem}, so other machines do not see SQLite's locks "
+                "and two of them could write at once and corrupt the workspace. Copy the workspace to a local "
+                "disk, or ask IT to mount the share with locking (NFS without 'nolock' or 'local_lock', "
+                "SMB without 'nobrl').")
         if not dbp.exists():
             if not create:
                 if root.is_dir():
@@ -418,13 +425,6 @@ class Workspace:
         dbp = root / DB_NAME
         if not readonly and not os.access(root, os.W_OK):
             readonly = True
-        fs = sharing.filesystem_of(root)
-        if not readonly and fs.lock_problem:
-            raise WorkspaceError(
-                f"{root} cannot be shared safely: {fs.lock_problem}, so other machines do not see SQLite's locks "
-                "and two of them could write at once and corrupt the workspace. Copy the workspace to a local "
-                "disk, or ask IT to mount the share with locking (NFS without 'nolock' or 'local_lock', "
-                "SMB without 'nobrl').")
         # Presence first, then look: of two processes opening at once, at least one sees the other.
         presence = None if readonly else sharing.announce(root)
         db = None
