@@ -18,7 +18,15 @@ Only process death is simulated: the kernel keeps what was written, so this prov
 and ordering against crashes of the app, not durability against power loss (that rests on the
 fsyncs, which need a VM or dm-flakey to test).
 
-    .venv/bin/python benchmarks/bench_crash.py [--kills 200] [--writers 2] [--seed 0]
+    .venv/bin/python benchmarks/bench_crash.py [--kills 200] [--writers 2] [--seed 0] [--load N]
+
+``--fs nfs4`` makes every process believe the workspace is on that filesystem (as
+tests/test_network_share.py does), so the run exercises the rollback journal used on network
+shares instead of WAL.
+
+``--load N`` starts N busy processes beside the writers for the whole run (even ones spin the
+CPU, odd ones write and fsync a scratch file in a loop, so fsyncs and lock hold times get slow):
+the conditions in which a live writer meets a dead writer's leftovers most often.
 
 Last stdout line: one JSON object {"kills", "lost", "corrupt", ...}.
 """
@@ -45,6 +53,14 @@ H, W = 96, 128
 
 
 # ------------------------------------------------------------------------------------- child
+def inject_fs(fstype: str | None) -> None:
+    """Make the store see ``fstype`` (e.g. "nfs4") under the workspace (see --fs)."""
+    if fstype:
+        from training import sharing
+
+        sharing.filesystem_of = lambda _p: sharing.FsInfo(fstype, "/", "rw")
+
+
 def child(ws_path: str, seed: int) -> int:
     """Save revisions forever (until killed), reporting each one that returned."""
     import numpy as np
@@ -80,6 +96,28 @@ def child(ws_path: str, seed: int) -> int:
             ws.save_prediction(cid, "crash-model", prob)
         if n % 7 == 0:
             ws.log_event("bench", cid, {"n": n})
+
+
+# ------------------------------------------------------------------------------------ load
+def busy(kind: str, scratch: str) -> int:
+    """Keep one CPU (``cpu``) or the disk (``io``: 64 KiB write + fsync in a loop) busy until killed."""
+    if kind == "cpu":
+        x = 0
+        while True:
+            x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+    block = os.urandom(1 << 16)
+    with open(scratch, "wb") as fh:
+        while True:
+            fh.seek(0)
+            fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def start_load(n: int, folder: Path, env: dict) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, __file__, "--busy", "cpu" if i % 2 == 0 else "io",
+                              "--busy-file", str(folder / f"busy-{i}.bin")], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n)]
 
 
 # ------------------------------------------------------------------------------------ parent
@@ -139,6 +177,7 @@ def check(ws_path: Path, reported: dict[tuple[str, int], str]) -> dict[str, set[
             if have.get(key) != sha:
                 res["lost"].add(f"reported {key[0]} rev {key[1]} {sha[:12]}, found {str(have.get(key))[:12]}")
         res["temp_removed"] = {json.dumps(e["detail"]) for e in ws.events(kind="cleanup_temp")}
+        res["journal"] = {ws.db_journal_mode()}
     finally:
         ws.close()
     for dirpath, dirnames, filenames in os.walk(ws_path):
@@ -164,7 +203,8 @@ def run_cycle(ws_path: Path, rng: random.Random, writers: int, env: dict) -> tup
     t0 = time.monotonic()
     for _ in range(writers):
         seed = rng.randrange(1 << 30)
-        p = subprocess.Popen([sys.executable, __file__, "--child", str(ws_path), "--seed", str(seed)],
+        p = subprocess.Popen([sys.executable, __file__, "--child", str(ws_path), "--seed", str(seed),
+                              *(["--fs", env["BENCH_FS"]] if env.get("BENCH_FS") else [])],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         os.set_blocking(p.stdout.fileno(), False)
         # 1 in 8 is killed at a random moment after its start (import, open, cleanup); the others at
@@ -174,7 +214,7 @@ def run_cycle(ws_path: Path, rng: random.Random, writers: int, env: dict) -> tup
               "delay": rng.uniform(0.0, 1.0) if early else rng.uniform(0.0, 0.4), "lines": []}
         procs.append(st)
         sel.register(p.stdout, selectors.EVENT_READ, st)
-    deadline = t0 + 60
+    deadline = t0 + 300  # python + numpy + cv2 start-up under --load can take a while
     while any(not s["killed"] for s in procs):
         now = time.monotonic()
         for s in procs:
@@ -221,39 +261,53 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writers", type=int, default=2, help="concurrent writer processes per cycle")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", default=None, help="keep the workspace in this folder")
+    ap.add_argument("--load", type=int, default=0, help="busy processes (CPU / fsync) running beside the writers")
+    ap.add_argument("--fs", default=None, help="pretend the workspace is on this filesystem type (e.g. nfs4)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--busy", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--busy-file", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    inject_fs(args.fs)
     if args.child:
         return child(args.child, args.seed)
+    if args.busy:
+        return busy(args.busy, args.busy_file)
 
     import logging
 
     logging.getLogger("training.store").setLevel(logging.ERROR)  # leftovers removed on open are counted below
     rng = random.Random(args.seed)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "BENCH_FS": args.fs or ""}
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-crash-") as tmp:
         base = Path(args.keep) if args.keep else Path(tmp)
         ws_path = base / "ws"
         make_workspace(ws_path)
-        all_reported: dict[tuple[str, int], str] = {}
-        found: dict[str, set[str]] = {k: set() for k in ("lost", "corrupt", "temp_left", "journal_unreadable")}
-        kills = cycles = saves = 0
-        crashed: list[str] = []
-        last: dict[str, set[str]] = {}
-        for cycle in range(max(1, args.kills // args.writers)):
-            reported, info = run_cycle(ws_path, rng, args.writers, env)
-            all_reported.update(reported)
-            last = check(ws_path, all_reported)   # everything ever reported must still be there
-            cycles += 1
-            kills += args.writers - len(info["crashed"])
-            saves += info["saves"]
-            crashed += [f"cycle {cycle}: {c}" for c in info["crashed"]]
-            for k in found:
-                found[k] |= {f"{p} (first seen after cycle {cycle})" if p not in found[k] else p for p in last[k]
-                             if not any(q.startswith(p) for q in found[k])}
-            if sum(len(v) for v in found.values()) + len(crashed) > 50:
-                break
+        load = start_load(args.load, base, env)
+        try:
+            all_reported: dict[tuple[str, int], str] = {}
+            found: dict[str, set[str]] = {k: set() for k in ("lost", "corrupt", "temp_left", "journal_unreadable")}
+            kills = cycles = saves = 0
+            crashed: list[str] = []
+            last: dict[str, set[str]] = {}
+            for cycle in range(max(1, args.kills // args.writers)):
+                reported, info = run_cycle(ws_path, rng, args.writers, env)
+                all_reported.update(reported)
+                last = check(ws_path, all_reported)   # everything ever reported must still be there
+                cycles += 1
+                kills += args.writers - len(info["crashed"])
+                saves += info["saves"]
+                crashed += [f"cycle {cycle}: {c}" for c in info["crashed"]]
+                for k in found:
+                    found[k] |= {f"{p} (first seen after cycle {cycle})" if p not in found[k] else p for p in last[k]
+                                 if not any(q.startswith(p) for q in found[k])}
+                if sum(len(v) for v in found.values()) + len(crashed) > 50:
+                    break
+            load_avg = os.getloadavg()[0]
+        finally:
+            for p in load:
+                p.kill()
+                p.wait()
     problems = [p for k in found for p in sorted(found[k])] + crashed
     result = {
         "kills": kills, "lost": len(found["lost"]), "corrupt": len(found["corrupt"]),
@@ -262,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         "saves_reported": saves, "revisions_checked_last": len(last.get("revisions", ())),
         "orphan_files_set_aside": len(last.get("orphans", ())),
         "temp_removed_by_open": sum(len(json.loads(d)["removed"]) for d in last.get("temp_removed", ())),
-        "seconds": round(time.perf_counter() - t_start, 1), "seed": args.seed,
+        "seconds": round(time.perf_counter() - t_start, 1), "seed": args.seed, "load_processes": args.load, "fs": args.fs or "real",
+        "journal_mode": ",".join(sorted(last.get("journal", ()))),
+        "load_avg_1min_at_end": round(load_avg, 2), "cpu_count": os.cpu_count(),
         "problems": problems[:10],
     }
     print(json.dumps(result))

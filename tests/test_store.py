@@ -133,15 +133,52 @@ def test_revisions_are_new_files_never_overwritten(workspace: Workspace) -> None
         workspace._db.execute("DELETE FROM events")
 
 
-def test_existing_revision_file_is_not_overwritten(workspace: Workspace) -> None:
+def test_existing_revision_file_is_set_aside_never_overwritten(workspace: Workspace) -> None:
+    """A file at the next revision's name has no row (it was there before the write lock was taken):
+    it is kept byte for byte under another name and the save goes on (issue 18)."""
     cid = _one_case(workspace)
     stray = workspace.root / "masks" / cid / "1.png"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"someone's file")
-    with pytest.raises(WorkspaceError, match="refusing to overwrite"):
-        workspace.add_revision(cid, np.ones((128, 128), bool), "human", "dr.c")
-    assert stray.read_bytes() == b"someone's file"
-    assert workspace.history(cid) == []
+    rev = workspace.add_revision(cid, np.ones((128, 128), bool), "human", "dr.c")
+    assert rev.rev == 1 and np.array_equal(workspace.load_mask(rev), np.ones((128, 128), bool))
+    kept = list(stray.parent.glob("1.orphan-*.png"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"someone's file"
+    assert workspace.events(kind="orphan_revision_files")[-1]["detail"]["set_aside"] == [
+        f"masks/{cid}/{kept[0].name}"]
+
+
+def test_a_revision_file_that_cannot_be_moved_is_skipped_not_replaced(workspace: Workspace,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import store
+
+    cid = _one_case(workspace)
+    stray = workspace.root / "masks" / cid / "1.png"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"stuck")
+    monkeypatch.setattr(store, "_set_aside", lambda path: None)  # rename refused
+    rev = workspace.add_revision(cid, np.ones((128, 128), bool), "human", "dr.c")
+    assert rev.rev == 2 and stray.read_bytes() == b"stuck"
+
+
+def test_no_clobber_write_never_replaces_a_file_that_appears_after_the_check(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer racing past the exists-check (no lock) gets FileExistsError, the other's bytes stay."""
+    final = tmp_path / "m" / "3.png"
+    real_open = open
+
+    def open_then_race(path, mode="r", *a, **k):
+        fh = real_open(path, mode, *a, **k)
+        if "x" in mode:
+            final.write_bytes(b"the other writer's revision")
+        return fh
+
+    monkeypatch.setattr("builtins.open", open_then_race)
+    with pytest.raises(FileExistsError):
+        imageio.write_bytes_atomic(final, b"mine", exist_ok=False)
+    monkeypatch.undo()
+    assert final.read_bytes() == b"the other writer's revision"
+    assert [p.name for p in final.parent.iterdir()] == ["3.png"]  # no temp left
 
 
 def test_interrupted_revision_write_keeps_previous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,6 +193,7 @@ def test_interrupted_revision_write_keeps_previous(tmp_path: Path, monkeypatch: 
         raise OSError("power cut")
 
     monkeypatch.setattr(imageio.os, "replace", crash)
+    monkeypatch.setattr(imageio.os, "link", crash)
     with pytest.raises((WorkspaceError, OSError)):
         ws.add_revision(cid, ~first, "human", "dr.d")
     monkeypatch.undo()

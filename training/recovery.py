@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.imageio import TEMP_PREFIX, fsync_dir
+from training.imageio import fsync_dir, temp_name
 
 JOURNAL_DIR = "recovery"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -52,7 +52,7 @@ def write_entry(workspace_root: Path, case_id: str, mask: np.ndarray, base_rev: 
              meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
     # The store's temp naming (pid inside): a writer killed mid-write leaves a file that the next
     # Workspace.open removes; never named *.npz, so pending_entries cannot mistake it for an entry.
-    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}.tmp")
+    tmp = temp_name(path).with_suffix(".npz.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(buf.getvalue())

@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training import sharing
 from training.imageio import (
+    HOST_TAG,
     TEMP_PREFIX,
     ImageReadError,
     decode_mask,
@@ -46,6 +49,7 @@ from training.imageio import (
     write_bytes_atomic,
     write_png_atomic,
 )
+from training.sharing import FsInfo
 
 __all__ = [
     "STATUSES",
@@ -53,6 +57,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "DB_NAME",
     "WorkspaceError",
+    "RevisionConflict",
+    "ANY",
     "Case",
     "Revision",
     "Workspace",
@@ -66,11 +72,37 @@ STATUSES = ("new", "predicted", "in_progress", "corrected", "approved", "exclude
 SOURCES = ("model", "human", "import")
 DB_NAME = "workspace.sqlite"
 _BUSY_TIMEOUT_MS = 15_000
+_LEAVE_WAL_TIMEOUT_S = 2.0  # taking a WAL database to the rollback journal waits this long for others to close
 _TEMP_MAX_AGE_S = 24 * 3600  # a temp file of a live process older than this is stale anyway
 
 
 class WorkspaceError(Exception):
     """A workspace problem the user must see, with a clear one-line message."""
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Any()
+"""``add_revision(expected_latest=ANY)``: save whatever the case's newest revision is now."""
+
+
+class RevisionConflict(WorkspaceError):
+    """Someone saved a newer revision of the case since the one the caller started from.
+
+    Raised under the write lock, so nothing was written; ``latest`` is their revision (who, when),
+    ``expected`` the caller's starting point. The caller decides: keep theirs, or save again with
+    ``expected_latest=latest.rev`` to put its own on top as a newer revision.
+    """
+
+    def __init__(self, case_id: str, expected: int | None, latest: Revision) -> None:
+        self.case_id, self.expected, self.latest = case_id, expected, latest
+        super().__init__(f"a newer revision of {case_id} (revision {latest.rev}) was saved by {latest.author} "
+                         f"at {local_time(latest.created_at)}, after the "
+                         f"{'revision ' + str(expected) if expected is not None else 'empty mask'} "
+                         "these edits started from")
 
 
 # --------------------------------------------------------------------------------------- schema
@@ -239,6 +271,14 @@ def safe_id(name: str, max_len: int = 48, default: str = "case") -> str:
     return s
 
 
+def local_time(iso_utc: str) -> str:
+    """A stored UTC timestamp as the user's local "YYYY-MM-DD HH:MM" (the text itself if unparsable)."""
+    try:
+        return _dt.datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except (ValueError, AttributeError):
+        return str(iso_utc)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -295,10 +335,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-_TEMP_RE = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
+_TEMP_RE = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-(?:(h[0-9a-f]{8})-)?")
 
 
-def _is_stale_temp(entry: os.DirEntry) -> bool:
+def _is_stale_temp(entry: os.DirEntry, shared: bool = False) -> bool:
+    """A dead writer's temp file. On a workspace other machines use (``shared``), a pid in the name
+    may be another machine's live writer: only files tagged with this machine are judged by pid,
+    the others by age."""
     m = _TEMP_RE.match(entry.name)
     if not m:
         return False
@@ -306,6 +349,8 @@ def _is_stale_temp(entry: os.DirEntry) -> bool:
         age = _dt.datetime.now().timestamp() - entry.stat(follow_symlinks=False).st_mtime
     except OSError:
         return False
+    if shared and m.group(2) != HOST_TAG:  # untagged, or another machine's: its pid is not ours to check
+        return age > _TEMP_MAX_AGE_S
     return not pid_alive(int(m.group(1))) or age > _TEMP_MAX_AGE_S
 
 
@@ -328,9 +373,13 @@ def registered_model_id(card: dict, card_path: Path) -> str:
 class Workspace:
     """An open workspace. Thread-safe (one connection guarded by a lock); use as a context manager."""
 
-    def __init__(self, root: Path, db: sqlite3.Connection, readonly: bool) -> None:
+    def __init__(self, root: Path, db: sqlite3.Connection, readonly: bool, fs: FsInfo | None = None,
+                 presence: Path | None = None, journal: str = "wal") -> None:
         self.root = root
         self.readonly = readonly
+        self.fs = fs or FsInfo("", "/", "")
+        self.journal = journal  # the journal mode asked for: "wal" on a local disk, "delete" on a share
+        self._presence = presence
         self._db = db
         self._lock = threading.RLock()
         self._closed = False
@@ -348,6 +397,13 @@ class Workspace:
         dbp = root / DB_NAME
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"{root} is a file, not a workspace folder")
+        fs = sharing.filesystem_of(root)  # of the nearest existing folder when it is still to be made
+        if not readonly and fs.lock_problem:
+            raise WorkspaceError(
+                f"{root} cannot be shared safely: {fs.lock_problem}, so other machines do not see SQLite's locks "
+                "and two of them could write at once and corrupt the workspace. Copy the workspace to a local "
+                "disk, or ask IT to mount the share with locking (NFS without 'nolock' or 'local_lock', "
+                "SMB without 'nobrl').")
         if not dbp.exists():
             if not create:
                 if root.is_dir():
@@ -369,17 +425,51 @@ class Workspace:
         dbp = root / DB_NAME
         if not readonly and not os.access(root, os.W_OK):
             readonly = True
-        db = cls._connect(dbp, readonly)
-        ws = cls(root, db, readonly)
+        # Presence first, then look: of two processes opening at once, at least one sees the other.
+        presence = None if readonly else sharing.announce(root)
+        db = None
         try:
+            remote = [] if readonly else sharing.other_hosts(root)
+            journal = "wal" if fs.wal_ok and not remote else "delete"
+            leave_wal = not readonly and journal == "delete" and not fs.wal_ok and _header_says_wal(dbp)
+            db = cls._connect(dbp, readonly, leave_wal=leave_wal)
+            ws = cls(root, db, readonly, fs, presence, journal)
             ws._prepare(create)
         except BaseException:
-            db.close()
+            if db is not None:
+                db.close()
+            sharing.withdraw(presence)
             raise
         return ws
 
     @staticmethod
-    def _connect(dbp: Path, readonly: bool) -> sqlite3.Connection:
+    def _connect(dbp: Path, readonly: bool, leave_wal: bool = False) -> sqlite3.Connection:
+        """Connect and prove the file is a database; ``leave_wal``: take it out of WAL first.
+
+        A WAL database reached over a network share must never have its shared-memory index
+        opened: with ``locking_mode=EXCLUSIVE`` set before the first access SQLite uses heap
+        memory instead (sqlite.org/wal.html, "Use of WAL Without Shared-Memory"), which needs the
+        database to itself; it then checkpoints and switches to the rollback journal. If another
+        process holds it open in WAL mode, that fails, and the message names who has it open.
+        """
+        if leave_wal:
+            db = sqlite3.connect(str(dbp), timeout=_LEAVE_WAL_TIMEOUT_S, isolation_level=None,
+                                 check_same_thread=False)
+            try:
+                db.execute("PRAGMA locking_mode = EXCLUSIVE")
+                db.execute("PRAGMA journal_mode = DELETE").fetchone()
+                db.execute("PRAGMA locking_mode = NORMAL")
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # gives the exclusive lock back
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if "locked" in str(exc) or "busy" in str(exc):
+                    who = sharing.describe_holders(dbp.parent)
+                    raise WorkspaceError(
+                        f"{dbp.parent} is open in another program that uses it in a mode a network share cannot "
+                        f"carry (SQLite WAL). {who or 'Another program has it open.'} Close the workspace "
+                        "there, then open it here: from then on both can use it.") from None
+                raise WorkspaceError(f"{dbp} is corrupt or not an ADF Viewer database ({exc})") from None
+            return db
         attempts = [f"{dbp.as_uri()}?mode=ro", f"{dbp.as_uri()}?immutable=1"] if readonly else [str(dbp)]
         last: Exception | None = None
         for target in attempts:
@@ -404,10 +494,15 @@ class Workspace:
         try:
             db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if not self.readonly:
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    log.warning("workspace %s: journal mode %s (WAL unavailable on this filesystem)", self.root, mode)
-                db.execute("PRAGMA synchronous = FULL")
+                mode = self._set_journal_mode()
+                # A commit must be on disk when COMMIT returns (docs/RELIABILITY.md, "Power loss"): in
+                # WAL that is FULL (NORMAL may roll the last commits back after a power cut); with the
+                # rollback journal it is EXTRA (FULL does not fsync the folder after the journal's
+                # unlink, which is the commit, so a power cut may bring the journal back and undo it).
+                db.execute(f"PRAGMA synchronous = {'FULL' if mode == 'wal' else 'EXTRA'}")
+                if sys.platform == "darwin":  # fsync() on macOS stops at the drive's cache
+                    db.execute("PRAGMA fullfsync = ON")
+                    db.execute("PRAGMA checkpoint_fullfsync = ON")
             db.execute("PRAGMA foreign_keys = ON")
             version = self._schema_version()
         except sqlite3.DatabaseError as exc:
@@ -423,6 +518,26 @@ class Workspace:
             self._migrate()
         if not self.readonly:
             self._cleanup()
+
+    def _set_journal_mode(self) -> str:
+        """WAL on a local disk; the rollback journal on a network share, or while another machine
+        uses this workspace over one (its SQLite cannot see our shared-memory index). Returns the
+        mode in force."""
+        db = self._db
+        try:
+            if self.journal == "delete":
+                db.execute("PRAGMA busy_timeout = 2000")  # leaving WAL needs the database to itself
+            mode = str(db.execute(f"PRAGMA journal_mode = {self.journal.upper()}").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            mode = str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if mode != self.journal:
+            log.warning("workspace %s: journal mode %s, wanted %s (filesystem %s)", self.root, mode, self.journal,
+                        self.fs.fstype or "unknown")
+        return mode
 
     def _schema_version(self) -> int:
         row = self._db.execute(
@@ -453,7 +568,8 @@ class Workspace:
         removed: list[str] = []
         orphan_candidates: list[tuple[str, int]] = []
         max_rev = {r["case_id"]: r["m"] for r in self._read("SELECT case_id, max(rev) AS m FROM revisions GROUP BY case_id")}
-        for top in ("images", "masks", "predictions", "models", "recovery"):
+        shared = self.fs.network or bool(sharing.other_hosts(self.root))
+        for top in ("images", "masks", "predictions", "models", "recovery", sharing.PRESENCE_DIR):
             base = self.root / top
             if not base.is_dir():
                 continue
@@ -466,7 +582,7 @@ class Workspace:
                 except OSError:
                     continue
                 for e in entries:
-                    if _is_stale_temp(e):
+                    if _is_stale_temp(e, shared):
                         p = Path(e.path)
                         try:
                             if e.is_dir(follow_symlinks=False):
@@ -516,11 +632,12 @@ class Workspace:
                 return
             self._closed = True
             try:
-                if not self.readonly:
+                if not self.readonly and self.journal == "wal":
                     self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
                 pass
             self._db.close()
+            sharing.withdraw(self._presence)
 
     def __enter__(self) -> Workspace:
         return self
@@ -562,7 +679,9 @@ class Workspace:
         if "readonly" in msg or "read-only" in msg:
             return WorkspaceError(f"workspace {self.root} is read-only ({msg})")
         if "locked" in msg or "busy" in msg:
-            return WorkspaceError(f"workspace {self.root} is busy (another program holds it: {msg})")
+            who = sharing.describe_holders(self.root)
+            return WorkspaceError(f"workspace {self.root} is busy: another program has held its lock for more than "
+                                  f"{_BUSY_TIMEOUT_MS // 1000} s ({msg}). {who or 'No other program is recorded.'}")
         if "malformed" in msg or "not a database" in msg:
             return WorkspaceError(f"workspace {self.root} database is corrupt ({msg})")
         return WorkspaceError(f"workspace {self.root}: database error ({msg})")
@@ -888,15 +1007,19 @@ class Workspace:
 
     def add_revision(self, case_id: str, mask: np.ndarray, source: str, author: str,
                      model_id: str | None = None, parent_rev: int | None = None, note: str | None = None,
-                     reference_prob: np.ndarray | None = None) -> Revision:
+                     reference_prob: np.ndarray | None = None, expected_latest: int | None | _Any = ANY) -> Revision:
         """Save ``mask`` (bool, WLI size) as the case's next revision; never overwrites anything.
 
         The PNG is durable before its row is committed (both under the write lock). For a human
         revision, Dice/IoU against the model (``reference_prob``: uint8 prob or bool mask; else the
         cached prediction of ``model_id``; else the latest model revision) are stored on the row
         and mirrored onto the case. Status: model -> "predicted" (only from "new"), human or
-        import -> "corrected" (not for an excluded case). Raises WorkspaceError when a revision
-        file already exists that no row owns (it is never replaced).
+        import -> "corrected" (not for an excluded case). A file left at the new revision's name by a
+        dead writer is set aside first (``_free_revision_slot``); nothing is ever replaced.
+
+        ``expected_latest`` (a revision number, or None for "no revision yet"): save only if that
+        is still the case's newest revision, checked under the write lock; otherwise raise
+        RevisionConflict and write nothing (two windows, or two clinicians, on one case).
         """
         if source not in SOURCES:
             raise ValueError(f"unknown revision source {source!r}; expected one of {SOURCES}")
@@ -925,19 +1048,22 @@ class Workspace:
             status = row[0]
             rev = int(db.execute("SELECT coalesce(max(rev), 0) FROM revisions WHERE case_id = ?",
                                  (case_id,)).fetchone()[0]) + 1
+            if expected_latest is not ANY and (rev - 1 or None) != expected_latest:
+                cur = db.execute("SELECT * FROM revisions WHERE case_id = ? ORDER BY rev DESC LIMIT 1", (case_id,))
+                cols = [c[0] for c in cur.description]
+                raise RevisionConflict(case_id, expected_latest,  # type: ignore[arg-type]
+                                       self._rev_from_row(dict(zip(cols, cur.fetchone(), strict=True))))
             if parent_rev is not None and db.execute("SELECT 1 FROM revisions WHERE case_id=? AND rev=?",
                                                      (case_id, parent_rev)).fetchone() is None:
                 raise ValueError(f"parent revision {parent_rev} of case {case_id} does not exist")
+            rev, set_aside = self._free_revision_slot(db, case_id, rev)
             rel = f"masks/{case_id}/{rev}.png"
             path = self.root / rel
-            if path.exists():
-                raise WorkspaceError(
-                    f"revision file {path} already exists but is not in the database; refusing to overwrite "
-                    "it (move it aside to continue)")
             try:
                 write_bytes_atomic(path, data, exist_ok=False)
-            except FileExistsError:
-                raise WorkspaceError(f"revision file {path} already exists; refusing to overwrite it") from None
+            except FileExistsError:  # only if another writer ignored the lock: never replace its file
+                raise WorkspaceError(f"revision file {path} appeared while saving; refusing to overwrite it "
+                                     "(is another program writing this workspace without SQLite's lock?)") from None
             except OSError as exc:
                 raise WorkspaceError(f"cannot write revision {path}: {exc.strerror or exc}") from None
             now = _now()
@@ -957,6 +1083,8 @@ class Workspace:
                     sets += ", dice_vs_model=?, iou_vs_model=?"
                     params += [dice, iou]
                 db.execute(f"UPDATE cases SET {sets} WHERE id=?", (*params, case_id))
+                if set_aside:
+                    self._event(db, "orphan_revision_files", case_id, {"set_aside": set_aside})
                 self._event(db, "revision", case_id, {
                     "rev": rev, "source": source, "author": author, "model_id": model_id, "parent_rev": parent_rev,
                     "sha256": sha, "area": area, "dice_vs_model": dice, "iou_vs_model": iou,
@@ -966,6 +1094,28 @@ class Workspace:
                 _set_aside(path)
                 raise
         return Revision(case_id, rev, source, author, model_id, parent_rev, path, sha, area, now, dice, iou, note)
+
+    def _free_revision_slot(self, db: sqlite3.Connection, case_id: str, rev: int) -> tuple[int, list[str]]:
+        """The revision number to write and the leftover files moved out of its way (under the write lock).
+
+        The number is max(rev) + 1, taken under SQLite's write lock, and every live writer writes
+        and commits its file while holding that lock; so a file already at that name has no row
+        and can only be a dead writer's (killed between the file's rename and the row's commit)
+        or a stray copy. It is renamed ``<rev>.orphan-<random>.png`` (never deleted: it may be
+        someone's work) and the save goes on; a file that cannot be moved is skipped over.
+        """
+        moved: list[str] = []
+        folder = self.root / "masks" / case_id
+        for _ in range(1000):
+            path = folder / f"{rev}.png"
+            if not os.path.lexists(path):
+                return rev, moved
+            aside = _set_aside(path)
+            if aside is not None:
+                moved.append(_rel(self.root, aside))
+                return rev, moved
+            rev += 1  # cannot be moved (permissions?): leave it, take the next number
+        raise WorkspaceError(f"cannot find a free revision file name in {folder}")
 
     def history(self, case_id: str) -> list[Revision]:
         """All revisions of a case, oldest first."""
@@ -1237,6 +1387,17 @@ def _source_str(path: os.PathLike | str | None) -> str | None:
         return None
     s = os.fspath(path)
     return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _header_says_wal(dbp: Path) -> bool:
+    """Whether a database file is in WAL mode, read from its header (bytes 18-19 are 2), without
+    SQLite opening it (which would map the shared-memory index)."""
+    try:
+        with open(dbp, "rb") as fh:
+            head = fh.read(20)
+    except OSError:
+        return False
+    return len(head) == 20 and head[:16] == b"SQLite format 3\x00" and head[18] == 2 and head[19] == 2
 
 
 def _set_aside(path: Path) -> Path | None:

@@ -46,8 +46,8 @@ from PySide6.QtWidgets import (
 )
 
 from training import recovery
-from training.store import WorkspaceError
-from viewer import mask_ops
+from training.store import RevisionConflict, WorkspaceError
+from viewer import mask_ops, save_conflict
 from viewer.actions import ACTIONS, LAYOUT_LABELS, MENUS, OPERATIONS, TOOL_SHORTCUTS, TUMOUR_FREE_NOTE
 from viewer.inference import InferenceWorker, PredictionResult, PredictorFactory
 from viewer.pair_view import LAYOUTS, PairView
@@ -603,6 +603,10 @@ class MainWindow(QMainWindow):
 
     def _session_for(self, case: Any, shape: tuple[int, int]) -> CaseSession:
         session = self.sessions.get(case.id)
+        if session is not None and not session.dirty and case.latest_rev not in (None, session.base_rev):
+            self.undo_group.removeStack(session.undo)  # another window saved since: show theirs, not a stale copy
+            del self.sessions[case.id]
+            session = None
         if session is not None:
             self.sessions.move_to_end(case.id)
             return session
@@ -784,9 +788,9 @@ class MainWindow(QMainWindow):
         assert self.ws is not None
         self.autosave_timer.stop()
         try:
-            rev = self.ws.add_revision(s.case_id, s.mask.astype(bool), source="human", author=self.author,
-                                       model_id=s.model_id, parent_rev=s.base_rev, note=reason,
-                                       reference_prob=s.prob)
+            rev = self._add_on_base(s, "human", reason, parent_rev=s.base_rev, reference_prob=s.prob)
+            if rev is None:
+                return None
             self.ws.set_status(s.case_id, status, reason=status_reason, author=self.author)
         except Exception as exc:  # noqa: BLE001 - disk full, read-only...: the journal keeps the work
             where = ("Your edits are kept in the recovery journal and offered again at the next start."
@@ -809,6 +813,21 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {s.case_id} as revision {rev.rev} ({reason})", 4000)
         self.saved.emit(s.case_id, rev.rev)
         return rev
+
+    def _add_on_base(self, s: CaseSession, source: str, note: str, **kw: Any) -> Any:
+        """Save the session's mask only on top of the revision its edits started from; when someone
+        saved a newer one meanwhile, ask (viewer/save_conflict.py). None: not saved."""
+        assert self.ws is not None
+        expected = s.base_rev
+        while True:
+            try:
+                return self.ws.add_revision(s.case_id, s.mask.astype(bool), source=source, author=self.author,
+                                            model_id=s.model_id, note=note, expected_latest=expected, **kw)
+            except RevisionConflict as conflict:
+                if save_conflict.resolve(self, s, conflict) != save_conflict.MINE:
+                    return None
+                expected = conflict.latest.rev
+                note = f"{note}; saved over revision {expected} by {conflict.latest.author}"
 
     def accept_current(self) -> None:
         """Approve the mask on screen (model's or corrected), save it, go to the next case to review.
@@ -836,8 +855,9 @@ class MainWindow(QMainWindow):
         else:
             try:
                 if s.mask_source == "model":
-                    rev = self.ws.add_revision(s.case_id, s.mask.astype(bool), source="model", author=self.author,
-                                               model_id=s.model_id, note="accepted as predicted")
+                    rev = self._add_on_base(s, "model", "accepted as predicted")
+                    if rev is None:
+                        return
                     s.base_rev, s.mask_source = rev.rev, "revision"
                 self.ws.set_status(s.case_id, "approved", author=self.author)
             except Exception as exc:  # noqa: BLE001
@@ -867,9 +887,10 @@ class MainWindow(QMainWindow):
                 return
         else:
             try:
-                rev = self.ws.add_revision(s.case_id, np.zeros(s.mask.shape, bool), source="human",
-                                           author=self.author, model_id=s.model_id, parent_rev=s.base_rev,
-                                           note=TUMOUR_FREE_NOTE, reference_prob=s.prob)
+                rev = self._add_on_base(s, "human", TUMOUR_FREE_NOTE, parent_rev=s.base_rev,
+                                        reference_prob=s.prob)  # s.mask is empty here
+                if rev is None:
+                    return
                 s.base_rev, s.mask_source = rev.rev, "revision"
                 self.ws.set_status(s.case_id, "approved", reason=TUMOUR_FREE_NOTE, author=self.author)
             except Exception as exc:  # noqa: BLE001
