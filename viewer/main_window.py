@@ -1024,6 +1024,8 @@ class MainWindow(QMainWindow):
             for j, val in enumerate(values):
                 item = QTableWidgetItem(val)
                 item.setData(Qt.ItemDataRole.UserRole, r.rev)
+                if r.note:
+                    item.setToolTip(r.note)  # e.g. "autosave · 3 clicks (2 +, 1 −)"
                 self.history_table.setItem(i, j, item)
         self.history_table.resizeColumnsToContents()
 

@@ -66,7 +66,7 @@ class ToolHandler(Protocol):
 class ClickMarker(QGraphicsItem):
     """A click of the click tool: a green (+) or red (−) disc of constant screen size."""
 
-    RADIUS = 7.0  # screen pixels
+    RADIUS = 8.0  # screen pixels
 
     def __init__(self, x: float, y: float, positive: bool) -> None:
         super().__init__()
@@ -84,6 +84,9 @@ class ClickMarker(QGraphicsItem):
               widget: QWidget | None = None) -> None:
         r = self.RADIUS
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor(0, 0, 0, 160), 1.0))  # a dark rim: visible on pale mucosa too
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawEllipse(QPointF(0, 0), r + 1.0, r + 1.0)
         painter.setPen(QPen(QColor(255, 255, 255), 1.5))
         painter.setBrush(QColor(20, 190, 70) if self.positive else QColor(225, 40, 40))
         painter.drawEllipse(QPointF(0, 0), r, r)
