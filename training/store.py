@@ -1007,8 +1007,12 @@ class Workspace:
 
     def add_revision(self, case_id: str, mask: np.ndarray, source: str, author: str,
                      model_id: str | None = None, parent_rev: int | None = None, note: str | None = None,
-                     reference_prob: np.ndarray | None = None, expected_latest: int | None | _Any = ANY) -> Revision:
+                     reference_prob: np.ndarray | None = None, expected_latest: int | None | _Any = ANY,
+                     provenance: dict | None = None) -> Revision:
         """Save ``mask`` (bool, WLI size) as the case's next revision; never overwrites anything.
+
+        ``provenance`` (JSON-able, e.g. the clicks that drew the mask) goes into the audit log's
+        "revision" event, not the schema; its ``"summary"`` is the note when no note is given.
 
         The PNG is durable before its row is committed (both under the write lock). For a human
         revision, Dice/IoU against the model (``reference_prob``: uint8 prob or bool mask; else the
@@ -1038,6 +1042,8 @@ class Workspace:
                 if ref.shape != m.shape:
                     raise ValueError(f"reference shape {ref.shape} != mask shape {m.shape}")
                 dice, iou = dice_iou(m, ref)
+        if provenance is not None and note is None:
+            note = str(provenance.get("summary") or "") or None
         area = int(np.count_nonzero(m))
         data = encode_png(m)
         sha = sha256_bytes(data)
@@ -1088,7 +1094,8 @@ class Workspace:
                 self._event(db, "revision", case_id, {
                     "rev": rev, "source": source, "author": author, "model_id": model_id, "parent_rev": parent_rev,
                     "sha256": sha, "area": area, "dice_vs_model": dice, "iou_vs_model": iou,
-                    "status": [status, new_status] if new_status != status else None})
+                    "status": [status, new_status] if new_status != status else None,
+                    **({"provenance": provenance} if provenance is not None else {})})
             except BaseException:
                 # the row did not make it: keep the bytes (never delete a mask) but out of the way
                 _set_aside(path)

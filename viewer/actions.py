@@ -13,6 +13,7 @@ from typing import Any
 
 from viewer.tools import (
     BRUSH,
+    CLICK,
     ERASER,
     LASSO,
     LASSO_ERASE,
@@ -47,9 +48,11 @@ class ActionSpec:
 
 TOOL_SHORTCUTS = {
     NAVIGATE: "H", BRUSH: "B", ERASER: "E", POLYGON: "P", POLYGON_ERASE: "Shift+P", LASSO: "L",
-    LASSO_ERASE: "Shift+L", PUSH_PULL: "U",
+    LASSO_ERASE: "Shift+L", PUSH_PULL: "U", CLICK: "C",
 }
-TOOL_HELP = {NAVIGATE: "Navigate (left-drag pans)", PUSH_PULL: "Push / pull the boundary"}
+TOOL_HELP = {NAVIGATE: "Navigate (left-drag pans)", PUSH_PULL: "Push / pull the boundary",
+             CLICK: "Click to correct: left click = tumour, right or Shift+click = not tumour; the model "
+                    "redraws the mask (Ctrl+Z removes the last click)"}
 # (name, label, shortcut, keyword arguments of EditController.apply_operation)
 OPERATIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("smooth", "Smooth boundary", "Alt+S", {}),
@@ -126,7 +129,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
 # Keys and gestures that are not menu actions: they act inside the image views only.
 GESTURES: tuple[tuple[str, str], ...] = (
     ("Wheel", "Zoom at the cursor"),
-    ("Middle / right drag", "Pan"),
+    ("Middle / right drag", "Pan (with the click tool a right click marks \"not tumour\": middle drag pans)"),
     ("Ctrl+wheel", "Brush size"),
     ("Enter / Esc / Backspace", "While drawing a polygon: close it / cancel it / remove the last point"),
 )

@@ -4,7 +4,9 @@ One worker thread owns the model (torch is imported there, lazily, so the window
 torch has loaded) and its own workspace connection. Interactive requests supersede each other:
 only the newest pending one runs, and every result carries its request id so the window can
 drop a result that is no longer wanted. "Pre-annotate all" runs in the same thread between
-interactive requests and can be cancelled.
+interactive requests and can be cancelled. Click-to-correct requests have their own slot, run
+before a pending case prediction (a clinician waiting on a click comes first) and supersede only
+each other; the last case's images stay in memory so a click does not decode them again.
 """
 from __future__ import annotations
 
@@ -36,6 +38,18 @@ class PredictionResult:
     from_cache: bool = False
 
 
+@dataclass
+class ClickResult:
+    """The mask a click state redraws (``Predictor.predict_clicks``), for one request."""
+
+    request_id: int
+    case_id: str
+    model_id: str
+    prob: np.ndarray
+    mask: np.ndarray
+    ms: dict[str, float] = field(default_factory=dict)
+
+
 def default_predictor_factory(model_path: Path, device: str) -> Any:
     """Load the real ADF predictor (imports torch; called in the worker thread only)."""
     from model.predictor import Predictor
@@ -54,6 +68,8 @@ class InferenceWorker(QThread):
     """Background predictions for the open workspace and the active model."""
 
     resultReady = Signal(object)            # PredictionResult
+    clickReady = Signal(object)             # ClickResult
+    interactiveKnown = Signal(str, bool, str)  # model id, whether it takes clicks, the model path it loaded
     failed = Signal(int, str, str)          # request id, case id, message
     deviceReady = Signal(str, str)          # device reason, model id
     busyChanged = Signal(bool)
@@ -69,6 +85,8 @@ class InferenceWorker(QThread):
         self.predictor_factory = predictor_factory or default_predictor_factory
         self._cond = threading.Condition()
         self._pending: tuple[int, str] | None = None
+        self._pending_click: tuple[int, str, list, np.ndarray | None] | None = None
+        self._pair_cache: tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None] | None = None
         self._batch: list[str] = []
         self._batch_total = 0
         self._batch_done = 0
@@ -84,6 +102,16 @@ class InferenceWorker(QThread):
         with self._cond:
             self._next_id += 1
             self._pending = (self._next_id, case_id)
+            self._cond.notify()
+            return self._next_id
+
+    def request_clicks(self, case_id: str, clicks: list, prev_mask: np.ndarray | None) -> int:
+        """Ask for the mask of a click state (``model.interactive.Click`` list in WLI pixels, the
+        mask before the newest click); an older pending click request is dropped. Returns its id."""
+        with self._cond:
+            self._next_id += 1
+            mask = None if prev_mask is None else np.array(prev_mask, dtype=bool, copy=True)
+            self._pending_click = (self._next_id, case_id, list(clicks), mask)
             self._cond.notify()
             return self._next_id
 
@@ -133,7 +161,8 @@ class InferenceWorker(QThread):
         try:
             while True:
                 with self._cond:
-                    while not self._stop and self._pending is None and not self._batch:
+                    while (not self._stop and self._pending is None and self._pending_click is None
+                           and not self._batch):
                         self._cond.wait()
                     if self._stop:
                         break
@@ -142,7 +171,12 @@ class InferenceWorker(QThread):
                         self._batch = []
                         self.batchFinished.emit(done, True)
                         continue
-                    if self._pending is not None:
+                    click_job = self._pending_click
+                    self._pending_click = None
+                    if click_job is not None:
+                        job = (click_job[0], click_job[1])
+                        batch_item = False
+                    elif self._pending is not None:
                         job, self._pending = self._pending, None
                         batch_item = False
                     else:
@@ -150,6 +184,9 @@ class InferenceWorker(QThread):
                         batch_item = True
                 self.busyChanged.emit(True)
                 try:
+                    if click_job is not None:
+                        self.clickReady.emit(self._predict_clicks(*click_job))
+                        continue
                     result = self._predict(job[0], job[1])
                     if result is not None:
                         self.resultReady.emit(result)
@@ -176,7 +213,28 @@ class InferenceWorker(QThread):
             self._predictor = self.predictor_factory(path, self.device)
             self.deviceReady.emit(str(getattr(self._predictor, "device_reason", "")),
                                   str(getattr(self._predictor, "model_id", "")))
+            self.interactiveKnown.emit(str(getattr(self._predictor, "model_id", "")),
+                                       bool(getattr(self._predictor, "interactive", False)), str(path))
         return self._predictor
+
+    def _load_pair(self, case_id: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(wli, nbi, homography or None) of a case; the last case is kept (case files never change)."""
+        if self._pair_cache is None or self._pair_cache[0] != case_id:
+            case = self._ws.case(case_id)
+            wli = self._ws.load_wli(case_id)
+            nbi = self._ws.load_nbi(case_id)
+            self._pair_cache = (case_id, wli, nbi, case.homography if nbi is not None else None)
+        return self._pair_cache[1], self._pair_cache[2], self._pair_cache[3]
+
+    def _predict_clicks(self, request_id: int, case_id: str, clicks: list,
+                        prev_mask: np.ndarray | None) -> ClickResult:
+        predictor = self._ensure_predictor()
+        if not getattr(predictor, "interactive", False):
+            raise RuntimeError(f"model {predictor.model_id} has no click mode (it was not trained with clicks)")
+        wli, nbi, hom = self._load_pair(case_id)
+        pred = predictor.predict_clicks(wli, nbi, hom, clicks, prev_mask)
+        return ClickResult(request_id, case_id, str(pred.model_id), np.asarray(pred.prob),
+                           np.asarray(pred.mask, bool), dict(pred.ms))
 
     def _card_model_id(self) -> str | None:
         """The active model's id from its JSON card (no torch needed to find a cached prediction)."""
@@ -201,9 +259,8 @@ class InferenceWorker(QThread):
         predictor = self._ensure_predictor()
         model_id = str(predictor.model_id)
         case = self._ws.case(case_id)
-        wli = self._ws.load_wli(case_id)
-        nbi = self._ws.load_nbi(case_id)
-        pred = predictor.predict(wli, nbi, case.homography if nbi is not None else None)
+        wli, nbi, hom = self._load_pair(case_id)
+        pred = predictor.predict(wli, nbi, hom)
         prob = np.asarray(pred.prob)
         if prob.dtype != np.uint8:
             prob = np.clip(np.rint(prob.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)

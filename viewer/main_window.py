@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import shiboken6
 from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoGroup, QUndoStack
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut, QUndoGroup, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -49,9 +49,10 @@ from training import recovery
 from training.store import RevisionConflict, WorkspaceError
 from viewer import mask_ops, save_conflict
 from viewer.actions import ACTIONS, LAYOUT_LABELS, MENUS, OPERATIONS, TOOL_SHORTCUTS, TUMOUR_FREE_NOTE
-from viewer.inference import InferenceWorker, PredictionResult, PredictorFactory
+from viewer.clicks import marker_points, model_file_is_interactive
+from viewer.inference import ClickResult, InferenceWorker, PredictionResult, PredictorFactory
 from viewer.pair_view import LAYOUTS, PairView
-from viewer.tools import NAVIGATE, CaseSession, EditController
+from viewer.tools import CLICK, NAVIGATE, TOOL_LABELS, CaseSession, EditController
 from viewer.worklist import (
     CASE_COL,
     DICE_COL,
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
     predictionShown = Signal(str)     # case id, after a (non-superseded) prediction reached the overlay
     saved = Signal(str, int)          # case id, revision number
     predictionFailed = Signal(str, str)  # case id, message
+    clickShown = Signal(str)          # case id, after a click's prediction reached the mask
 
     def __init__(self, settings: QSettings, device: str = "auto",
                  predictor_factory: PredictorFactory | None = None, author: str | None = None,
@@ -97,6 +99,9 @@ class MainWindow(QMainWindow):
         self.image_rgb: np.ndarray | None = None
         self.last_prediction_ms: dict[str, float] = {}
         self.prediction_errors: dict[str, str] = {}  # case id -> why its last prediction failed
+        self.click_status = ""            # why the click tool is off ("" when it is on)
+        self.click_request = 0            # id of the newest click request (older results are stale)
+        self.click_model: tuple[str, bool] | None = None  # (model id, takes clicks) once known
         self.setWindowTitle(APP_NAME)
         self.resize(DEFAULT_SIZE[0], DEFAULT_SIZE[1])
 
@@ -104,10 +109,12 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.pair)
         self.editor = EditController(self.pair)
         self.editor.maskEdited.connect(self._on_mask_edited)
+        self.editor.clicksChanged.connect(self._on_clicks_changed)
+        self.editor.clickRequested.connect(self._request_clicks)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.setInterval(autosave_ms)
-        self.autosave_timer.timeout.connect(lambda: self.save_current("autosave"))
+        self.autosave_timer.timeout.connect(self._autosave)
 
         self._create_actions()
         self._build_worklist_dock()
@@ -187,6 +194,7 @@ class MainWindow(QMainWindow):
             btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             btn.setSizePolicy(btn.sizePolicy().horizontalPolicy().Expanding, btn.sizePolicy().verticalPolicy())
             grid.addWidget(btn, i // 2, i % 2)
+        tool_rows = (len(TOOL_SHORTCUTS) + 1) // 2
         self.tool_actions[NAVIGATE].setChecked(True)
         self.editor.toolChanged.connect(lambda t: self.tool_actions[t].setChecked(True))
         form = QFormLayout()
@@ -198,7 +206,7 @@ class MainWindow(QMainWindow):
         self.radius_spin.valueChanged.connect(self.editor.set_radius)
         self.editor.radiusChanged.connect(self.radius_spin.setValue)
         form.addRow("Brush radius", self.radius_spin)
-        grid.addLayout(form, 4, 0, 1, 2)
+        grid.addLayout(form, tool_rows, 0, 1, 2)
         ops = QGridLayout()
         self.operation_buttons: dict[str, QPushButton] = {}
         for i, (name, label, shortcut, kwargs) in enumerate(OPERATIONS):
@@ -207,11 +215,11 @@ class MainWindow(QMainWindow):
             btn.clicked.connect(lambda _c=False, n=name, k=kwargs: self.editor.apply_operation(n, **k))
             self.operation_buttons[name] = btn
             ops.addWidget(btn, i // 2, i % 2)
-        grid.addLayout(ops, 5, 0, 1, 2)
+        grid.addLayout(ops, tool_rows + 1, 0, 1, 2)
         self.use_model_btn = QPushButton("Use model prediction")
         self.use_model_btn.setToolTip("Replace the current mask by the model's prediction (undoable)")
         self.use_model_btn.clicked.connect(self.use_model_prediction)
-        grid.addWidget(self.use_model_btn, 6, 0, 1, 2)
+        grid.addWidget(self.use_model_btn, tool_rows + 2, 0, 1, 2)
         lay.addWidget(tools_box)
 
         ov_box = QGroupBox("Overlay")
@@ -318,9 +326,13 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("Device: loading…")
         self.device_label.setObjectName("deviceLabel")
         self.model_status_label = QLabel("Model: —")
+        self.click_label = QLabel("Click tool off: model not trained with clicks")
+        self.click_label.setObjectName("clickLabel")
+        self.click_label.hide()
         self.case_label = QLabel("")
         sb.addWidget(self.case_label, 1)
         sb.addPermanentWidget(self.busy)
+        sb.addPermanentWidget(self.click_label)
         sb.addPermanentWidget(self.model_status_label)
         sb.addPermanentWidget(self.device_label)
 
@@ -376,6 +388,10 @@ class MainWindow(QMainWindow):
         self.layout_actions: dict[str, QAction] = {m: self.qactions[f"layout.{m}"] for m in LAYOUTS}
         self.layout_actions["side_by_side"].setChecked(True)
         self.undo_action, self.redo_action = self.qactions["undo"], self.qactions["redo"]
+        # C while the click tool is disabled says why (a disabled action's key would do nothing)
+        self.click_off_shortcut = QShortcut(QKeySequence(TOOL_SHORTCUTS[CLICK]), self)
+        self.click_off_shortcut.setEnabled(False)
+        self.click_off_shortcut.activated.connect(lambda: self.statusBar().showMessage(self.click_status, 10000))
         self.export_action = self.qactions["export"]
 
     def _build_menus(self) -> None:
@@ -474,8 +490,11 @@ class MainWindow(QMainWindow):
         assert self.ws is not None
         self.model_status_label.setText(f"Model: {model_path.stem if model_path else 'none'}")
         self.model_label.setText(f"Active model: {model_path.stem if model_path else 'none'}")
+        self._set_click_model(model_path.stem if model_path else "none", model_file_is_interactive(model_path))
         self.worker = InferenceWorker(self.ws.root, model_path, self.device, self.predictor_factory)
         self.worker.resultReady.connect(self._on_prediction)
+        self.worker.clickReady.connect(self._on_click_result)
+        self.worker.interactiveKnown.connect(self._on_interactive_known)
         self.worker.failed.connect(self._on_prediction_failed)
         self.worker.deviceReady.connect(self._on_device_ready)
         self.worker.busyChanged.connect(self.busy.setVisible)
@@ -593,6 +612,7 @@ class MainWindow(QMainWindow):
         assert self.pair.overlay is not None
         self.pair.overlay.style = self._overlay_style()
         self.pair.overlay.set_data(session.mask, session.prob)
+        self.pair.set_click_markers(marker_points(session.clicks))
         self.editor.set_session(session, wli)
         self.undo_group.setActiveStack(session.undo)
         self._select_case_in_worklist(case_id)
@@ -623,6 +643,7 @@ class MainWindow(QMainWindow):
         self.undo_group.addStack(stack)
         session = CaseSession(case.id, np.ascontiguousarray(mask), stack, base_rev, model_id, None, source)
         stack.cleanChanged.connect(self._on_clean_changed)
+        stack.indexChanged.connect(lambda _i, s=session: self._on_stack_changed(s))
         self.sessions[case.id] = session
         self._evict_sessions()
         return session
@@ -637,6 +658,11 @@ class MainWindow(QMainWindow):
                     break
             else:
                 return
+
+    def _on_stack_changed(self, session: CaseSession) -> None:
+        # stacks may outlive the window's widgets while it is torn down
+        if shiboken6.isValid(session.undo) and shiboken6.isValid(self.pair):
+            self.editor.stack_changed(session)
 
     def _on_clean_changed(self, _clean: bool) -> None:
         if shiboken6.isValid(self.case_label):  # stacks may outlive the labels while the window is torn down
@@ -700,6 +726,12 @@ class MainWindow(QMainWindow):
             self.worklist_model.update_case(self.ws.case(result.case_id))
 
     def _on_prediction_failed(self, request_id: int, case_id: str, message: str) -> None:
+        if request_id and request_id == self.click_request:
+            message = message.replace("Prediction failed", "Click prediction failed", 1)
+            self.pair.show_error(message)
+            self.statusBar().showMessage(message, 10000)
+            self.predictionFailed.emit(case_id, message)
+            return
         if request_id and request_id != self.current_request:
             return
         if case_id:
@@ -713,6 +745,71 @@ class MainWindow(QMainWindow):
         self.device_label_panel.setText(f"Device: {reason}")
         self.model_status_label.setText(f"Model: {model_id}")
         self.model_label.setText(f"Active model: {model_id}")
+
+    # ================================================================== click to correct
+    def _set_click_model(self, model_id: str, interactive: bool) -> None:
+        """Enable the click tool for a model that takes clicks; otherwise disable it and say why
+        (its tooltip, the Model panel, the status bar)."""
+        known = self.click_model
+        self.click_model = (model_id, interactive)
+        act = self.tool_actions[CLICK]
+        key = TOOL_SHORTCUTS[CLICK]
+        act.setEnabled(interactive)
+        self.click_off_shortcut.setEnabled(not interactive)
+        self.editor.set_click_available(interactive)
+        if interactive:
+            act.setToolTip(f"{TOOL_LABELS[CLICK]} ({key}): left click = tumour, right or Shift+click = not "
+                           "tumour; the model redraws the mask after each click")
+            self.click_status = ""
+        else:
+            self.click_status = (f"Click to correct ({key}) is not available: model {model_id} was not trained "
+                                 "with clicks. Activate a model that was (Model ▸ Model versions).")
+            act.setToolTip(self.click_status)
+            if known != self.click_model:
+                self.statusBar().showMessage(self.click_status, 10000)
+        self.model_label.setText(f"Active model: {model_id}" + ("" if interactive else
+                                 "\nClick to correct: not available with this model"))
+        self.model_label.setToolTip(self.click_status)
+        self.click_label.setToolTip(self.click_status)
+        self.click_label.setVisible(not interactive)
+
+    def _on_interactive_known(self, model_id: str, interactive: bool, path: str) -> None:
+        """The loaded model's own word on clicks, unless another model was activated meanwhile."""
+        if self.worker is not None and path == str(self.worker.model_path):
+            self._set_click_model(model_id, interactive)
+
+    def _request_clicks(self, session: CaseSession) -> None:
+        """The editor's newest click state needs its mask: ask the inference thread."""
+        if self.worker is None:
+            return
+        self.click_request = self.worker.request_clicks(session.case_id, list(session.clicks),
+                                                        session.mask.astype(bool))
+
+    def _on_click_result(self, result: ClickResult) -> None:
+        if result.request_id != self.click_request:
+            return  # a newer click state was asked for
+        session = self.sessions.get(result.case_id)
+        if session is None or not self.editor.apply_click_result(session, result.mask, result.model_id):
+            return
+        if session.case_id != self.current_case_id:
+            self._save_session(session, "clicks")  # the clinician moved on before it arrived
+            return
+        self.pair.show_error(None)
+        self.statusBar().showMessage(f"Click {len(session.clicks)}: mask redrawn by {result.model_id} "
+                                     f"({result.ms.get('total', 0):.0f} ms)", 5000)
+        self.clickShown.emit(result.case_id)
+
+    def _on_clicks_changed(self, case_id: str) -> None:
+        s = self.sessions.get(case_id)
+        if s is not None and case_id == self.current_case_id:
+            self.pair.set_click_markers(marker_points(s.clicks))
+
+    def _autosave(self) -> None:
+        """Autosave, unless a click's prediction is on its way: its mask is what the clinician wants kept."""
+        if self.editor.click_pending(self.current_session()):
+            self.autosave_timer.start()
+            return
+        self.save_current("autosave")
 
     def preannotate_all(self) -> None:
         if self.worker is None or self.ws is None:
@@ -787,8 +884,11 @@ class MainWindow(QMainWindow):
                       status_reason: str | None = None) -> Any:
         assert self.ws is not None
         self.autosave_timer.stop()
+        provenance = self.editor.click_provenance(s)
+        note = f"{reason} · {provenance['summary']}" if provenance else reason
         try:
-            rev = self._add_on_base(s, "human", reason, parent_rev=s.base_rev, reference_prob=s.prob)
+            rev = self._add_on_base(s, "human", note, parent_rev=s.base_rev, reference_prob=s.prob,
+                                    provenance=provenance)
             if rev is None:
                 return None
             self.ws.set_status(s.case_id, status, reason=status_reason, author=self.author)
@@ -841,6 +941,10 @@ class MainWindow(QMainWindow):
             return
         s = self.current_session()
         if s is None or self.ws is None:
+            return
+        if self.editor.click_pending(s):
+            self.statusBar().showMessage(f"The last click on {s.case_id} is still being predicted: accept once the "
+                                         "mask has been redrawn.", 6000)
             return
         if not s.dirty and s.mask_source == "empty":
             failed = self.prediction_errors.get(s.case_id)
@@ -942,6 +1046,8 @@ class MainWindow(QMainWindow):
             for j, val in enumerate(values):
                 item = QTableWidgetItem(val)
                 item.setData(Qt.ItemDataRole.UserRole, r.rev)
+                if r.note:
+                    item.setToolTip(r.note)  # e.g. "autosave · 3 clicks (2 +, 1 −)"
                 self.history_table.setItem(i, j, item)
         self.history_table.resizeColumnsToContents()
 
@@ -1098,7 +1204,7 @@ class MainWindow(QMainWindow):
         if self.worker is not None:
             self.worker.set_model(path)
         self.model_status_label.setText(f"Model: {model_id}")
-        self.model_label.setText(f"Active model: {model_id}")
+        self._set_click_model(model_id, model_file_is_interactive(path))
         for s in self.sessions.values():
             s.prob = None
             if s.mask_source == "model" and not s.dirty and s.undo.count() == 0:

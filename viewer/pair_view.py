@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QCursor,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -26,12 +27,14 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFrame,
     QGraphicsEllipseItem,
+    QGraphicsItem,
     QGraphicsLineItem,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
     QLabel,
     QSplitter,
+    QStyleOptionGraphicsItem,
     QVBoxLayout,
     QWidget,
 )
@@ -60,8 +63,43 @@ class ToolHandler(Protocol):
     def key_press(self, view: PairGraphicsView, event: QKeyEvent) -> bool: ...
 
 
+class ClickMarker(QGraphicsItem):
+    """A click of the click tool: a green (+) or red (−) disc of constant screen size."""
+
+    RADIUS = 8.0  # screen pixels
+
+    def __init__(self, x: float, y: float, positive: bool) -> None:
+        super().__init__()
+        self.positive = positive
+        self.setPos(x, y)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setZValue(45)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        r = self.RADIUS + 2.0
+        return QRectF(-r, -r, 2 * r, 2 * r)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,  # noqa: D401
+              widget: QWidget | None = None) -> None:
+        r = self.RADIUS
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor(0, 0, 0, 160), 1.0))  # a dark rim: visible on pale mucosa too
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawEllipse(QPointF(0, 0), r + 1.0, r + 1.0)
+        painter.setPen(QPen(QColor(255, 255, 255), 1.5))
+        painter.setBrush(QColor(20, 190, 70) if self.positive else QColor(225, 40, 40))
+        painter.drawEllipse(QPointF(0, 0), r, r)
+        painter.setPen(QPen(QColor(255, 255, 255), 2.0))
+        arm = r * 0.55
+        painter.drawLine(QPointF(-arm, 0), QPointF(arm, 0))
+        if self.positive:
+            painter.drawLine(QPointF(0, -arm), QPointF(0, arm))
+
+
 class PairGraphicsView(QGraphicsView):
-    """One side of the pair. Wheel zooms at the cursor, middle/right drag pans, left goes to the tool."""
+    """One side of the pair. Wheel zooms at the cursor, middle/right drag pans, left goes to the
+    tool (right too, for a tool that takes it: the click tool's "not tumour")."""
 
     viewChanged = Signal(object)      # self, after zoom/pan
     hovered = Signal(object, object)  # self, QPointF scene pos or None when the cursor leaves
@@ -82,6 +120,7 @@ class PairGraphicsView(QGraphicsView):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.tool: ToolHandler | None = None
+        self.tool_cursor: Qt.CursorShape | None = None  # the active tool's cursor, back after a pan
         self._pan_from: QPointF | None = None
         self.horizontalScrollBar().valueChanged.connect(lambda _v: self.viewChanged.emit(self))
         self.verticalScrollBar().valueChanged.connect(lambda _v: self.viewChanged.emit(self))
@@ -111,9 +150,9 @@ class PairGraphicsView(QGraphicsView):
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        """Left goes to the active tool; what it declines (and middle/right drags) pans."""
+        """Left and right go to the active tool; what it declines (and middle drags) pans."""
         self.setFocus(Qt.FocusReason.MouseFocusReason)
-        if (event.button() == Qt.MouseButton.LeftButton and self.tool is not None
+        if (event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton) and self.tool is not None
                 and self.tool.mouse_press(self, _exact_scene_pos(self, event), event)):
             event.accept()
             return
@@ -136,13 +175,21 @@ class PairGraphicsView(QGraphicsView):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._pan_from is not None:
             self._pan_from = None
-            self.viewport().unsetCursor()
+            self.set_tool_cursor(self.tool_cursor)
         elif self.tool is not None:
             self.tool.mouse_release(self, _exact_scene_pos(self, event), event)
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self.mousePressEvent(event)
+
+    def set_tool_cursor(self, shape: Qt.CursorShape | None) -> None:
+        """The cursor over the image while a tool is active (None: the default arrow)."""
+        self.tool_cursor = shape
+        if shape is None:
+            self.viewport().unsetCursor()
+        else:
+            self.viewport().setCursor(QCursor(shape))
 
     def leaveEvent(self, event) -> None:  # noqa: N802, ANN001
         self.hovered.emit(self, None)
@@ -170,6 +217,7 @@ class PairView(QWidget):
         self.overlay_items: dict[str, OverlayItem] = {}
         self.crosshairs: dict[str, tuple[QGraphicsLineItem, QGraphicsLineItem]] = {}
         self.brush_cursors: dict[str, QGraphicsEllipseItem] = {}
+        self.click_markers: dict[str, list[ClickMarker]] = {WLI: [], NBI: []}
         self.titles: dict[str, QLabel] = {}
         self.containers: dict[str, QWidget] = {}
         self.overlay: OverlayBuffer | None = None
@@ -381,6 +429,21 @@ class PairView(QWidget):
     def set_tool(self, tool: ToolHandler | None) -> None:
         for view in self.views.values():
             view.tool = tool
+
+    def set_tool_cursor(self, shape: Qt.CursorShape | None) -> None:
+        for view in self.views.values():
+            view.set_tool_cursor(shape)
+
+    def set_click_markers(self, clicks: list[tuple[float, float, bool]]) -> None:
+        """Draw the click tool's clicks, (x, y, positive) in WLI space, on both views."""
+        for role, view in self.views.items():
+            for item in self.click_markers[role]:
+                view.scene().removeItem(item)
+            self.click_markers[role] = []
+            for x, y, positive in clicks:
+                item = ClickMarker(x, y, positive)
+                view.scene().addItem(item)
+                self.click_markers[role].append(item)
 
 
 def _to_pixmap(rgb: np.ndarray) -> QPixmap:

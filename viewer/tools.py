@@ -3,6 +3,12 @@
 The controller turns mouse/key events (already in WLI scene coordinates, whichever view they
 came from) into calls of the Qt-free :mod:`viewer.mask_ops`, repaints only the touched rectangle
 and pushes one undo command per stroke holding just the changed patch (bit-packed before/after).
+
+Click to correct (``C``): each click is one undo command at once (so Ctrl+Z removes it even
+before its prediction arrives); the window sends the session's click state to the inference
+thread, and the result fills in the command's mask patch if that command is still the newest
+thing on the undo stack (anything pushed, undone or redone meanwhile makes the result stale).
+Undoing back to a click whose result never arrived asks for it again.
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QKeyEvent,
@@ -24,18 +30,21 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsPathItem
 
+from model.interactive import Click
 from viewer import mask_ops
+from viewer.clicks import MINUS, PLUS, click_at, click_provenance
 from viewer.mask_ops import BBox
 
 if TYPE_CHECKING:
     from viewer.pair_view import PairGraphicsView, PairView
 
-NAVIGATE, BRUSH, ERASER, POLYGON, POLYGON_ERASE, LASSO, LASSO_ERASE, PUSH_PULL = (
-    "navigate", "brush", "eraser", "polygon", "polygon_erase", "lasso", "lasso_erase", "push_pull")
-TOOLS = (NAVIGATE, BRUSH, ERASER, POLYGON, POLYGON_ERASE, LASSO, LASSO_ERASE, PUSH_PULL)
+NAVIGATE, BRUSH, ERASER, POLYGON, POLYGON_ERASE, LASSO, LASSO_ERASE, PUSH_PULL, CLICK = (
+    "navigate", "brush", "eraser", "polygon", "polygon_erase", "lasso", "lasso_erase", "push_pull", "click")
+TOOLS = (NAVIGATE, BRUSH, ERASER, POLYGON, POLYGON_ERASE, LASSO, LASSO_ERASE, PUSH_PULL, CLICK)
 TOOL_LABELS = {
     NAVIGATE: "Navigate", BRUSH: "Brush", ERASER: "Eraser", POLYGON: "Polygon fill",
     POLYGON_ERASE: "Polygon erase", LASSO: "Lasso fill", LASSO_ERASE: "Lasso erase", PUSH_PULL: "Push / pull",
+    CLICK: "Click to correct",
 }
 MIN_RADIUS, MAX_RADIUS = 1, 400
 
@@ -54,6 +63,8 @@ class CaseSession:
     saved_index: int = 0                  # undo index at the last save
     strokes: dict[str, np.ndarray] = field(default_factory=dict)  # GrabCut seeds: "fg", "bg"
     journaled: bool = False               # the unsaved edits are in the recovery journal
+    clicks: list[Click] = field(default_factory=list)  # click-to-correct state the mask answers
+    click_model_id: str | None = None     # model whose click prediction is on the mask
 
     @property
     def dirty(self) -> bool:
@@ -64,31 +75,77 @@ class MaskEditCommand(QUndoCommand):
     """One stroke or operation: the bounding-box patch before and after, bit-packed."""
 
     def __init__(self, session: CaseSession, bbox: BBox, before: np.ndarray, after: np.ndarray,
-                 text: str, on_change: Callable[[CaseSession, BBox], None]) -> None:
+                 text: str, on_change: Callable[[CaseSession, BBox | None], None],
+                 clicks: tuple[tuple[Click, ...], tuple[Click, ...]] | None = None) -> None:
         super().__init__(text)
         self.session = session
         self.bbox = bbox
         self._before = mask_ops.pack_patch(before)
         self._after = mask_ops.pack_patch(after)
         self._on_change = on_change
+        self._clicks = clicks  # (before, after) when the edit also ends a click session
         self._first = True
 
     def nbytes(self) -> int:
         return len(self._before[0]) + len(self._after[0])
 
-    def _apply(self, packed: tuple[bytes, tuple[int, int]]) -> None:
+    def _apply(self, packed: tuple[bytes, tuple[int, int]], clicks: tuple[Click, ...] | None) -> None:
         x0, y0, x1, y1 = self.bbox
         self.session.mask[y0:y1, x0:x1] = mask_ops.unpack_patch(*packed)
+        if clicks is not None:
+            self.session.clicks = list(clicks)
         self._on_change(self.session, self.bbox)
 
     def redo(self) -> None:
         if self._first:  # the edit is already on the mask when the command is pushed
             self._first = False
             return
-        self._apply(self._after)
+        self._apply(self._after, self._clicks[1] if self._clicks else None)
 
     def undo(self) -> None:
-        self._apply(self._before)
+        self._apply(self._before, self._clicks[0] if self._clicks else None)
+
+
+class ClickCommand(QUndoCommand):
+    """One click of the click tool: the click list before and after it and, once its prediction
+    has arrived (``predicted``), the bit-packed patch of the mask it changed."""
+
+    def __init__(self, session: CaseSession, click: Click,
+                 on_change: Callable[[CaseSession, BBox | None], None]) -> None:
+        super().__init__(f"Click {PLUS if click.positive else MINUS}")
+        self.session = session
+        self.click = click
+        self.clicks_before = tuple(session.clicks)
+        self.clicks_after = (*self.clicks_before, click)
+        self.predicted = False
+        self.bbox: BBox | None = None
+        self._before: tuple[bytes, tuple[int, int]] | None = None
+        self._after: tuple[bytes, tuple[int, int]] | None = None
+        self._on_change = on_change
+        self._first = True
+
+    def set_result(self, bbox: BBox | None, before: np.ndarray | None, after: np.ndarray | None) -> None:
+        """Record what the prediction changed (already on the mask); bbox None: nothing changed."""
+        self.predicted = True
+        self.bbox = bbox
+        if bbox is not None and before is not None and after is not None:
+            self._before, self._after = mask_ops.pack_patch(before), mask_ops.pack_patch(after)
+
+    def _apply(self, packed: tuple[bytes, tuple[int, int]] | None, clicks: tuple[Click, ...]) -> None:
+        self.session.clicks = list(clicks)
+        if self.bbox is not None and packed is not None:
+            x0, y0, x1, y1 = self.bbox
+            self.session.mask[y0:y1, x0:x1] = mask_ops.unpack_patch(*packed)
+        self._on_change(self.session, self.bbox)
+
+    def redo(self) -> None:
+        if self._first:  # the click is already in the session when the command is pushed
+            self._first = False
+            return
+        self._apply(self._after, self.clicks_after)
+
+    def undo(self) -> None:
+        self._apply(self._before, self.clicks_before)
 
 
 class EditController(QObject):
@@ -97,6 +154,8 @@ class EditController(QObject):
     toolChanged = Signal(str)
     radiusChanged = Signal(int)
     maskEdited = Signal(str)      # case id, after any change (stroke end, undo, redo, operation)
+    clicksChanged = Signal(str)   # case id: its click markers need redrawing
+    clickRequested = Signal(object)  # CaseSession whose newest click state needs a prediction
 
     def __init__(self, pair: PairView) -> None:
         super().__init__()
@@ -111,6 +170,8 @@ class EditController(QObject):
         self._points: list[tuple[float, float]] = []
         self._path_items: dict[str, QGraphicsPathItem] = {}
         self._drag_start: QPointF | None = None
+        self.click_available = False  # the active model has a click mode (set by the window)
+        self.pending_click: tuple[CaseSession, ClickCommand] | None = None
         pair.set_tool(self)
 
     # --- state -----------------------------------------------------------------------------
@@ -122,10 +183,21 @@ class EditController(QObject):
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
             raise ValueError(tool)
+        if tool == CLICK and not self.click_available:
+            return  # the window says why (status bar, the tool's tooltip)
         self.cancel_shape()
         self.tool = tool
         self.pair.set_brush_cursor(None, None, 0)
+        self.pair.set_tool_cursor(Qt.CursorShape.CrossCursor if tool == CLICK else None)
         self.toolChanged.emit(tool)
+
+    def set_click_available(self, available: bool) -> None:
+        """Whether the active model takes clicks; leaving the click tool when it no longer does."""
+        self.click_available = bool(available)
+        if not available:
+            self.pending_click = None
+            if self.tool == CLICK:
+                self.set_tool(NAVIGATE)
 
     def set_radius(self, radius: int) -> None:
         self.radius = int(max(MIN_RADIUS, min(MAX_RADIUS, radius)))
@@ -139,6 +211,18 @@ class EditController(QObject):
         if self.tool == NAVIGATE or not self._editable():
             return False
         assert self.session is not None
+        if self.tool == CLICK:
+            if event.type() == QEvent.Type.MouseButtonDblClick:
+                return True  # the second press of a double click is not a second click
+            h, w = self.session.mask.shape
+            click = click_at(pos.x(), pos.y(), (w, h), event.button() == Qt.MouseButton.RightButton,
+                             bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+            if click is None or not self.click_available:
+                return False  # off the image: the press pans
+            self.add_click(click)
+            return True
+        if event.button() != Qt.MouseButton.LeftButton:
+            return False
         if self.tool in (BRUSH, ERASER):
             self._stroke_before = self.session.mask.copy()
             self._stroke_bbox = None
@@ -250,21 +334,82 @@ class EditController(QObject):
         x0, y0, x1, y1 = bbox
         self.push_edit(bbox, before[y0:y1, x0:x1].copy(), text)
 
-    def push_edit(self, bbox: BBox, before_patch: np.ndarray, text: str) -> None:
-        """Record an edit that is already on the mask as one undoable command."""
+    def push_edit(self, bbox: BBox, before_patch: np.ndarray, text: str,
+                  clicks: tuple[tuple[Click, ...], tuple[Click, ...]] | None = None) -> None:
+        """Record an edit that is already on the mask as one undoable command (``clicks``: the
+        click list before and after it, when the edit changes that too)."""
         assert self.session is not None
         x0, y0, x1, y1 = bbox
         after = self.session.mask[y0:y1, x0:x1].copy()
         if np.array_equal(after, before_patch):
+            if clicks is not None:
+                self.session.clicks = list(clicks[0])
             return
-        cmd = MaskEditCommand(self.session, bbox, before_patch, after, text, self._after_undo_redo)
+        cmd = MaskEditCommand(self.session, bbox, before_patch, after, text, self._after_undo_redo, clicks)
         self.session.undo.push(cmd)
         self.maskEdited.emit(self.session.case_id)
 
-    def _after_undo_redo(self, session: CaseSession, bbox: BBox) -> None:
-        if session is self.session and self.pair.overlay is not None:
+    def _after_undo_redo(self, session: CaseSession, bbox: BBox | None) -> None:
+        if bbox is not None and session is self.session and self.pair.overlay is not None:
             self.pair.overlay.refresh(bbox)
         self.maskEdited.emit(session.case_id)
+
+    # --- click to correct --------------------------------------------------------------------------
+    def add_click(self, click: Click) -> None:
+        """Add a click to the current case as one undoable command; its prediction follows."""
+        if not self._editable():
+            return
+        assert self.session is not None
+        s = self.session
+        cmd = ClickCommand(s, click, self._after_undo_redo)
+        s.clicks.append(click)
+        s.undo.push(cmd)  # stack_changed asks for the prediction
+        self.maskEdited.emit(s.case_id)
+
+    def stack_changed(self, session: CaseSession) -> None:
+        """Any push, undo or redo on a case's stack (connected to its indexChanged): a click result
+        still on its way is stale unless its command is the newest again; an unpredicted click on
+        top asks for its prediction."""
+        if self.pending_click is not None and self.pending_click[0] is session:
+            self.pending_click = None
+        top = top_command(session)
+        if isinstance(top, ClickCommand) and not top.predicted:
+            self.pending_click = (session, top)
+            self.clickRequested.emit(session)
+        self.clicksChanged.emit(session.case_id)
+
+    def click_pending(self, session: CaseSession | None) -> bool:
+        """Whether the newest click of ``session`` waits for its prediction."""
+        return session is not None and self.pending_click is not None and self.pending_click[0] is session
+
+    def apply_click_result(self, session: CaseSession, mask: np.ndarray, model_id: str | None) -> bool:
+        """Put a click prediction on the mask if its click is still the newest command (True)."""
+        if self.pending_click is None or self.pending_click[0] is not session:
+            return False
+        cmd = self.pending_click[1]
+        self.pending_click = None
+        if top_command(session) is not cmd:
+            return False
+        before = session.mask.copy()
+        bbox = mask_ops.replace_into(session.mask, np.asarray(mask).astype(np.uint8))
+        if bbox is None:
+            cmd.set_result(None, None, None)
+        else:
+            x0, y0, x1, y1 = bbox
+            cmd.set_result(bbox, before[y0:y1, x0:x1], session.mask[y0:y1, x0:x1])
+            if session is self.session and self.pair.overlay is not None:
+                self.pair.overlay.refresh(bbox)
+        session.click_model_id = model_id
+        if bbox is not None and session.saved_index == session.undo.index():
+            session.saved_index = -1  # saved while the prediction was on its way: save again
+        self.maskEdited.emit(session.case_id)
+        return True
+
+    def click_provenance(self, session: CaseSession) -> dict | None:
+        """What the revision saved from ``session`` records about its clicks (None without)."""
+        return click_provenance(session.clicks, session.click_model_id,
+                                edited_after=bool(session.clicks) and not isinstance(top_command(session), ClickCommand),
+                                pending=self.click_pending(session))
 
     # --- polygon / lasso -------------------------------------------------------------------------
     def _update_path(self, closed: bool, hover: QPointF | None = None) -> None:
@@ -342,7 +487,9 @@ class EditController(QObject):
         return True
 
     def replace_mask(self, new_mask: np.ndarray, text: str) -> bool:
-        """Swap in a whole mask (e.g. 'use the model's prediction') as one undoable edit."""
+        """Swap in a whole mask (e.g. 'use the model's prediction') as one undoable edit; it also
+        ends a click session (undo brings the clicks back), since its clicks no longer describe
+        the new mask."""
         if not self._editable():
             return False
         assert self.session is not None
@@ -352,5 +499,14 @@ class EditController(QObject):
             return False
         self.pair.overlay.refresh(bbox)
         x0, y0, x1, y1 = bbox
-        self.push_edit(bbox, before[y0:y1, x0:x1], text)
+        clicks = (tuple(self.session.clicks), ()) if self.session.clicks else None
+        if clicks is not None:
+            self.session.clicks = []
+        self.push_edit(bbox, before[y0:y1, x0:x1], text, clicks)
         return True
+
+
+def top_command(session: CaseSession) -> QUndoCommand | None:
+    """The newest command still applied on a case's undo stack."""
+    i = session.undo.index()
+    return session.undo.command(i - 1) if i > 0 else None
