@@ -16,12 +16,12 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from model.adf import ADFNet, count_params
+from model.atomic import write_bytes_atomic
 from model.config import ADFConfig
 
 FORMAT_VERSION = 1
@@ -44,20 +44,6 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _stem(path: os.PathLike | str) -> Path:
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
@@ -72,7 +58,6 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
     from safetensors.torch import save
 
     stem = _stem(out_path_without_ext)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     data = save(state, metadata={"format": "adf-viewer", "format_version": str(FORMAT_VERSION)})
     weights = stem.with_name(stem.name + ".safetensors")
@@ -94,9 +79,9 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
     }
     for k, v in card.items():
         full.setdefault(k, v)
-    _atomic_write(weights, data)
+    write_bytes_atomic(weights, data)
     js = stem.with_name(stem.name + ".json")
-    _atomic_write(js, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
+    write_bytes_atomic(js, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
     return js
 
 
