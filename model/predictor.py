@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from model.adf import ADFNet
-from model.card import load_model, test_time_flips
+from model.card import card_id, load_model, test_time_flips
 from model.config import ADFConfig
 from model.postprocess import postprocess_mask
 
@@ -115,7 +115,7 @@ class Predictor:
         self.card = card
         self.flips: list[tuple[int, ...]] = test_time_flips(card) if tta else [()]
         self.cfg: ADFConfig = net.cfg
-        self.model_id: str = str(card.get("id", "model"))
+        self.model_id: str = card_id(card)  # the id the workspace registers it under
         # the card may ask for a larger input than training used (small lesions: docs/MODEL.md)
         self.input_size = int(card.get("inference_input_size") or self.cfg.input_size)
         self._scale = (1.0 / (255.0 * np.asarray(self.cfg.std, np.float32))).astype(np.float32)
