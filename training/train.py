@@ -514,15 +514,14 @@ def validate(net, ds, device, amp_ctx, batch_size: int, channels_last: bool,
 
 # ----------------------------------------------------------------------------- main
 def _pick_device(name: str, local_rank: int) -> str:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return f"cuda:{local_rank}"
-        return "cpu"
-    if name == "cuda" and torch.cuda.is_available():
-        return f"cuda:{local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but CUDA is not available")
-    return name
+    """The device of this process by the app's rule (model.predictor.choose_device), except that an
+    unusable CUDA that was asked for stops the run instead of falling back to the CPU."""
+    from model.predictor import DeviceUnavailable, choose_device
+
+    try:
+        return choose_device(name, fallback=False, index=local_rank)[0]
+    except (ValueError, DeviceUnavailable) as e:
+        raise SystemExit(f"--device {name}: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
