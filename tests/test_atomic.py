@@ -4,7 +4,7 @@ A failed write must leave the old file as it was and no temp file behind, wherev
 while writing the bytes, at the fsync, or at the rename. torch-free and Qt-free."""
 from __future__ import annotations
 
-import builtins
+import contextlib
 import os
 import subprocess
 import sys
@@ -15,6 +15,7 @@ import pytest
 from model import atomic
 from model.atomic import TEMP_PREFIX, write_bytes_atomic
 from tests.conftest import ROOT
+from tests.make_bad_inputs import disk_full
 
 
 def _boom(*_a, **_k):
@@ -32,45 +33,22 @@ def test_writes_and_replaces_without_leftovers(tmp_path: Path) -> None:
     assert p.read_bytes() == b"two" and [q.name for q in p.parent.iterdir()] == ["x.bin"]
 
 
-class _FailingFile:
-    """A file whose write() fails after the temp file was created."""
-
-    def __init__(self, fh) -> None:
-        self.fh = fh
-
-    def write(self, _b: bytes) -> int:
-        raise OSError("no space left on device")
-
-    def __getattr__(self, name):
-        return getattr(self.fh, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return self.fh.__exit__(*exc)
-
-
 @pytest.mark.parametrize("where", ["write", "fsync", "rename", "interrupt"])
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               where: str) -> None:
     p = tmp_path / "card.json"
     write_bytes_atomic(p, b"old")
-    if where == "write":
-        def failing_open(f, mode="r", *a, **k):
-            return _FailingFile(builtins.open(f, mode, *a, **k))  # noqa: SIM115 - closed by _FailingFile
-
-        monkeypatch.setattr(atomic, "open", failing_open, raising=False)
-    elif where == "fsync":
+    full_disk = disk_full(atomic) if where == "write" else contextlib.nullcontext()  # half written, then ENOSPC
+    if where == "fsync":
         monkeypatch.setattr(atomic, "fsync_fd", _boom)
     elif where == "rename":
         monkeypatch.setattr(atomic.os, "replace", _boom)
-    else:
+    elif where == "interrupt":
         def interrupted(*_a, **_k):
             raise KeyboardInterrupt
 
         monkeypatch.setattr(atomic.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt if where == "interrupt" else OSError):
+    with full_disk, pytest.raises(KeyboardInterrupt if where == "interrupt" else OSError):
         write_bytes_atomic(p, b"new")
     monkeypatch.undo()
     assert p.read_bytes() == b"old"
