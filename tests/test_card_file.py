@@ -85,3 +85,14 @@ def test_the_store_registers_under_the_id_the_predictor_reports(tmp_path: Path) 
             ws.register_model(tmp_path / "bad.json")
         with pytest.raises(WorkspaceError, match="model card not found"):
             ws.register_model(tmp_path / "missing.json")
+
+
+def test_the_viewer_reads_the_click_mode_through_the_card_reader(tmp_path: Path) -> None:
+    from viewer.clicks import model_file_is_interactive
+
+    js = tmp_path / "m1.json"
+    assert not model_file_is_interactive(None) and not model_file_is_interactive(js)  # no file
+    js.write_text("[]")
+    assert not model_file_is_interactive(tmp_path / "m1.safetensors")
+    js.write_text(json.dumps(_card(config={"click_chans": 3}, interactive={"trained_share": 0.5})))
+    assert model_file_is_interactive(tmp_path / "m1.safetensors") and model_file_is_interactive(js)
