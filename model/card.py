@@ -8,7 +8,8 @@
 Loading trusts nothing: the card must parse and have every required key, the weights file
 must hash to the card's sha256, parse as safetensors, and carry exactly the tensor names and
 shapes of a freshly built network for the card's config.  Any problem raises ModelFileError
-with one line naming the file and what is wrong.
+with one line naming the file and what is wrong. Reading and checking the card itself needs no
+torch: model/card_file.py (re-exported here).
 """
 from __future__ import annotations
 
@@ -16,51 +17,33 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from model.adf import ADFNet, count_params
+from model.atomic import write_bytes_atomic
+from model.card_file import (
+    FORMAT_VERSION,
+    REQUIRED_KEYS,
+    TEST_TIME_FLIPS,
+    ModelFileError,
+    card_id,
+    card_stem,
+    check_test_time_flips,
+    read_card,
+    read_card_json,
+    test_time_flips,
+)
 from model.config import ADFConfig
 
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format_version", "id", "preset", "config", "weights", "sha256")
-# Optional card key "test_time_flips": the predictor averages the probabilities of these views
-# (un-flipped back); absent = ["none"]. Dimensions are of an NCHW tensor.
-TEST_TIME_FLIPS: dict[str, tuple[int, ...]] = {"none": (), "h": (3,), "v": (2,), "hv": (2, 3)}
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt, or does not match its card / the code."""
-
-    def __init__(self, path: os.PathLike | str, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+# the card's format, reading and id are torch-free in model/card_file.py; re-exported here
+__all__ = ["FORMAT_VERSION", "REQUIRED_KEYS", "TEST_TIME_FLIPS", "ModelFileError", "card_id", "card_stem",
+           "check_test_time_flips", "read_card", "read_card_json", "test_time_flips", "save_model", "load_model"]
 
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _stem(path: os.PathLike | str) -> Path:
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
 
 
 def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | str, card: dict) -> Path:
@@ -71,8 +54,7 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
     """
     from safetensors.torch import save
 
-    stem = _stem(out_path_without_ext)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem = card_stem(out_path_without_ext)
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     data = save(state, metadata={"format": "adf-viewer", "format_version": str(FORMAT_VERSION)})
     weights = stem.with_name(stem.name + ".safetensors")
@@ -94,47 +76,10 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
     }
     for k, v in card.items():
         full.setdefault(k, v)
-    _atomic_write(weights, data)
+    write_bytes_atomic(weights, data)
     js = stem.with_name(stem.name + ".json")
-    _atomic_write(js, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
+    write_bytes_atomic(js, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
     return js
-
-
-def read_card(path: os.PathLike | str) -> tuple[dict, Path]:
-    """Parse and check a card (given .json, .safetensors or stem); returns (card, json path)."""
-    stem = _stem(path)
-    js = stem.with_name(stem.name + ".json")
-    if not js.is_file():
-        raise ModelFileError(js, "model card not found (expected the .json beside the .safetensors)")
-    try:
-        card = json.loads(js.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(js, f"model card is not valid JSON ({e})") from None
-    if not isinstance(card, dict):
-        raise ModelFileError(js, "model card is not a JSON object")
-    missing = [k for k in REQUIRED_KEYS if k not in card]
-    if missing:
-        raise ModelFileError(js, f"model card lacks {', '.join(missing)}")
-    if card["format_version"] != FORMAT_VERSION:
-        raise ModelFileError(js, f"unsupported format_version {card['format_version']!r} (this app reads {FORMAT_VERSION})")
-    try:
-        check_test_time_flips(card.get("test_time_flips", ["none"]))
-    except ValueError as e:
-        raise ModelFileError(js, f"test_time_flips: {e}") from None
-    return card, js
-
-
-def check_test_time_flips(flips: object) -> list[str]:
-    """A non-empty list of distinct view names from TEST_TIME_FLIPS, else ValueError saying so."""
-    if not isinstance(flips, list) or not flips or any(f not in TEST_TIME_FLIPS for f in flips) \
-            or len(set(flips)) != len(flips):
-        raise ValueError(f"give a non-empty list of distinct views from {sorted(TEST_TIME_FLIPS)}, got {flips!r}")
-    return flips
-
-
-def test_time_flips(card: dict) -> list[tuple[int, ...]]:
-    """The flip views a card asks the predictor to average (read_card has checked them)."""
-    return [TEST_TIME_FLIPS[f] for f in card.get("test_time_flips", ["none"])]
 
 
 def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu") -> tuple[ADFNet, dict]:

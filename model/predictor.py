@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from model.adf import ADFNet
-from model.card import load_model, test_time_flips
+from model.card import card_id, load_model, test_time_flips
 from model.config import ADFConfig
 from model.postprocess import postprocess_mask
 
@@ -76,35 +77,49 @@ def default_threads() -> None:
     _THREADS_SET = True
 
 
-def _cuda_probe() -> str | None:
-    """None when a tiny op runs on the GPU, else why not."""
+def _cuda_probe(device: str = "cuda") -> str | None:
+    """None when a tiny op runs on this GPU, else why not."""
     try:
-        x = torch.ones(8, device="cuda")
+        x = torch.ones(8, device=device)
         if float((x * 2).sum().item()) != 16.0:
             return "CUDA probe returned a wrong result"
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
         return None
     except Exception as e:  # driver / runtime problems surface as many types
         return f"CUDA probe failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
 
 
-def choose_device(requested: str = "auto") -> tuple[str, str]:
-    """(device, reason) for "auto", "cpu" or "cuda"."""
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {requested!r}")
+class DeviceUnavailable(RuntimeError):
+    """The requested device cannot be used (choose_device with fallback=False); str() says why."""
+
+
+def choose_device(requested: str = "auto", fallback: bool = True, index: int | None = None) -> tuple[str, str]:
+    """(device, reason) for "auto", "cpu", "cuda" or "cuda:N": the one rule of device choice.
+
+    "auto" takes the GPU when a tiny op runs there, else the CPU. A requested but unusable CUDA
+    falls back to the CPU with the reason when ``fallback`` (the app: it must run anyway, and says
+    where in the status bar), and raises DeviceUnavailable with it otherwise (the trainer: a run
+    sized for a GPU must not quietly take days on the CPU). ``index`` is the GPU that "auto" and
+    "cuda" mean (a DDP process's local rank; None: the current one); "cuda:N" names it itself.
+    ValueError for any other name."""
+    if requested not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", requested):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {requested!r}")
     if requested == "cpu":
         return "cpu", "CPU — requested"
+    dev = requested if requested.startswith("cuda:") else ("cuda" if index is None else f"cuda:{index}")
     if torch.version.cuda is None:
         why = "torch was built without CUDA"
     elif not torch.cuda.is_available():
         why = "no CUDA device found"
     else:
-        why = _cuda_probe()
+        why = _cuda_probe(dev)
         if why is None:
-            return "cuda", f"CUDA: {torch.cuda.get_device_name(0)}"
-    if requested == "cuda":
-        return "cpu", f"CPU — CUDA requested but not available: {why}"
-    return "cpu", f"CPU — {why}"
+            return dev, f"CUDA: {torch.cuda.get_device_name(torch.device(dev))}"
+    if requested == "auto":
+        return "cpu", f"CPU — {why}"
+    if not fallback:
+        raise DeviceUnavailable(f"CUDA requested but not available: {why}")
+    return "cpu", f"CPU — CUDA requested but not available: {why}"
 
 
 class Predictor:
@@ -115,7 +130,7 @@ class Predictor:
         self.card = card
         self.flips: list[tuple[int, ...]] = test_time_flips(card) if tta else [()]
         self.cfg: ADFConfig = net.cfg
-        self.model_id: str = str(card.get("id", "model"))
+        self.model_id: str = card_id(card)  # the id the workspace registers it under
         # the card may ask for a larger input than training used (small lesions: docs/MODEL.md)
         self.input_size = int(card.get("inference_input_size") or self.cfg.input_size)
         self._scale = (1.0 / (255.0 * np.asarray(self.cfg.std, np.float32))).astype(np.float32)
@@ -228,7 +243,7 @@ class Predictor:
         try:
             return run()
         except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
-            if self.device != "cuda" or self._fell_back:
+            if not self.device.startswith("cuda") or self._fell_back:
                 raise
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self._fell_back = True
@@ -279,7 +294,7 @@ class Predictor:
     def predict_batch(self, pairs: list[tuple], batch_size: int | None = None) -> list[Prediction]:
         """Segment a worklist of (wli,), (wli, nbi) or (wli, nbi, homography) tuples."""
         if batch_size is None:
-            batch_size = 8 if self.device == "cuda" else 1
+            batch_size = 8 if self.device.startswith("cuda") else 1
         results: list[Prediction] = []
         for start in range(0, len(pairs), batch_size):
             chunk = [tuple(p) + (None,) * (3 - len(p)) for p in pairs[start : start + batch_size]]

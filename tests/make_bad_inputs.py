@@ -573,13 +573,13 @@ def disk_full(*modules: object) -> Iterator[list[str]]:
 @scenario("disk_full:revision", "disk full (ENOSPC) while a revision is saved", "error",
           r"cannot write revision .*masks/saved/3\.png: No space left on device")
 def _enospc_revision(work: Path) -> Outcome:
-    from training import imageio
+    from model import atomic
     from training.store import Workspace, WorkspaceError
 
     s = fresh_workspace(work, "ws-enospc-rev")
     with Workspace.open(s.ws) as ws:
         mask = np.ones((60, 80), bool)
-        with disk_full(imageio) as hits:
+        with disk_full(atomic) as hits:
             try:
                 ws.add_revision("saved", mask, source="human", author="dr.x")
                 msg, res = "saved despite a full disk?", "saved"
@@ -594,12 +594,12 @@ def _enospc_revision(work: Path) -> Outcome:
 @scenario("disk_full:import", "disk full (ENOSPC) while importing", "error",
           r"error: cannot write to workspace <dir>: No space left on device")
 def _enospc_import(work: Path) -> Outcome:
-    from training import imageio
+    from model import atomic
 
     src = work / "in-enospc"
     src.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(src / "new_wli.png"), textured(40, 56, 11)[:, :, ::-1])
-    o = import_outcome(work, "ws-enospc-import", [src], during=lambda: disk_full(imageio))
+    o = import_outcome(work, "ws-enospc-import", [src], during=lambda: disk_full(atomic))
     from training.store import Workspace
 
     with Workspace.open(work / "ws-enospc-import") as ws:
@@ -888,7 +888,8 @@ def _banner(win: object) -> str:
           r"Could not save saved: cannot write revision .*: No space left on device\. Your edits are kept in the "
           r"recovery journal and offered again at the next start\.", gui=True)
 def _gui_enospc(work: Path) -> Outcome:
-    from training import imageio, recovery
+    from model import atomic
+    from training import recovery
 
     s = fresh_workspace(work, "ws-gui-enospc")
     with window(work) as win:
@@ -898,7 +899,7 @@ def _gui_enospc(work: Path) -> Outcome:
         mask[0:10, 0:10] = True
         win.editor.replace_mask(mask, "test edit")
         journal = [e.case_id for e in recovery.pending_entries(s.ws)]
-        with disk_full(imageio):
+        with disk_full(atomic):
             rev = win.save_current("manual")
         banner = _banner(win)
         kept = [e.case_id for e in recovery.pending_entries(s.ws)]

@@ -131,9 +131,24 @@ def test_a_journal_temp_file_of_a_dead_writer_is_removed_on_open(tmp_path: Path)
     assert [e.case_id for e in recovery.pending_entries(root)] == ["c1"]
 
 
-def test_a_failed_journal_write_leaves_no_temp_file(tmp_path: Path) -> None:
+def test_a_complete_journal_temp_file_is_not_an_entry(tmp_path: Path) -> None:
+    """Journal entries are written by model.atomic, whose temp names end like the final name
+    (.npz): one complete but not yet renamed (the writer was killed just before the rename) is
+    still not an entry."""
+    from model.atomic import temp_name
     from training import recovery
 
-    with corpus.disk_full(recovery), pytest.raises(OSError, match="No space left"):
+    recovery.write_entry(tmp_path / "a", "c1", np.ones((4, 5), bool))
+    c2 = recovery.write_entry(tmp_path / "b", "c2", np.ones((4, 5), bool))
+    folder = tmp_path / "a" / recovery.JOURNAL_DIR
+    (folder / temp_name(folder / c2.name).name).write_bytes(c2.read_bytes())
+    assert [e.case_id for e in recovery.pending_entries(tmp_path / "a")] == ["c1"]
+
+
+def test_a_failed_journal_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    from model import atomic
+    from training import recovery
+
+    with corpus.disk_full(atomic), pytest.raises(OSError, match="No space left"):
         recovery.write_entry(tmp_path, "c1", np.ones((4, 5), bool))
     assert list((tmp_path / recovery.JOURNAL_DIR).iterdir()) == []

@@ -130,3 +130,28 @@ def test_missing_or_broken_card(saved: tuple[ADFNet, Path], tmp_path: Path) -> N
     js.write_text(json.dumps({"id": "x"}))
     with pytest.raises(ModelFileError, match="lacks"):
         load_model(js)
+
+
+def test_a_failed_save_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """save_model writes through model.atomic: a failure at the card's rename leaves the weights
+    written, no card (the model is not there), and no temp file."""
+    import os
+
+    from model import atomic
+
+    torch.manual_seed(0)
+    cfg = _cfg()
+    real_replace = os.replace
+
+    def fail_on_card(src, dst, *a, **k):
+        if str(dst).endswith(".json"):
+            raise OSError("disk full")
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(atomic.os, "replace", fail_on_card)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(ADFNet(cfg), cfg, tmp_path / "m2", {"id": "m2"})
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m2.safetensors"]
+    with pytest.raises(ModelFileError, match="model card not found"):
+        load_model(tmp_path / "m2")

@@ -64,8 +64,34 @@ def test_cuda_requested_without_cuda_falls_back(monkeypatch: pytest.MonkeyPatch,
 def test_cuda_probe_failure_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.version, "cuda", "12.8")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(mp, "_cuda_probe", lambda: "CUDA probe failed: driver too old")
+    monkeypatch.setattr(mp, "_cuda_probe", lambda _dev="cuda": "CUDA probe failed: driver too old")
     assert choose_device("auto") == ("cpu", "CPU — CUDA probe failed: driver too old")
+
+
+def test_one_device_rule_falls_back_for_the_app_and_refuses_for_the_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """choose_device is the only device rule: the app falls back to the CPU with a reason, the
+    trainer (fallback=False) refuses an unusable CUDA; "auto" never refuses; the GPU index of a DDP
+    rank and "cuda:N" reach the probe and the device name."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device("cuda", fallback=True)[0] == "cpu"
+    with pytest.raises(mp.DeviceUnavailable, match="CUDA requested but not available: "):
+        choose_device("cuda", fallback=False)
+    with pytest.raises(mp.DeviceUnavailable):
+        choose_device("cuda:1", fallback=False, index=0)
+    assert choose_device("auto", fallback=False, index=1)[0] == "cpu"
+    assert choose_device("cpu", fallback=False) == ("cpu", "CPU — requested")
+    for bad in ("tpu", "cuda:", "cuda:x", "mps"):
+        with pytest.raises(ValueError):
+            choose_device(bad, fallback=False)
+    probed: list[str] = []
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(mp, "_cuda_probe", lambda dev: probed.append(dev))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: f"GPU {d.index}")
+    assert choose_device("auto", index=1) == ("cuda:1", "CUDA: GPU 1")
+    assert choose_device("cuda", fallback=False) == ("cuda", "CUDA: GPU None")
+    assert choose_device("cuda:3", fallback=False, index=0) == ("cuda:3", "CUDA: GPU 3")
+    assert probed == ["cuda:1", "cuda", "cuda:3"]
 
 
 def test_predict_non_square_pair_with_other_nbi_size(pred: Predictor) -> None:

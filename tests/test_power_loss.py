@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model import atomic
 from tests.conftest import TEST_DATA
-from training import imageio
 from training.store import DB_NAME, Workspace
 
 
@@ -157,7 +157,7 @@ class Recorder:
         for name, fn in (("mkdir", mkdir), ("link", link), ("unlink", unlink), ("replace", move(real["replace"])),
                          ("rename", move(real["rename"])), ("fsync", fsync)):
             monkeypatch.setattr(os, name, fn)
-        monkeypatch.setattr(imageio, "open", rec_open, raising=False)
+        monkeypatch.setattr(atomic, "open", rec_open, raising=False)
 
 
 def backup_db(ws: Workspace, dest: Path) -> None:
@@ -235,7 +235,7 @@ def test_the_simulation_catches_a_missing_folder_fsync(tmp_path: Path, monkeypat
     ws = Workspace.open(tmp_path / "ws", create=True)
     cid, _ = ws.import_pair(TEST_DATA / "vf_0041.png", register=False)
     ws.add_revision(cid, np.ones((128, 128), bool), "human", "dr.p")
-    monkeypatch.setattr(imageio, "fsync_dir", lambda _p: None)
+    monkeypatch.setattr(atomic, "fsync_dir", lambda _p: None)
     states = crash_states(tmp_path / "sim", monkeypatch, ws, cid, np.zeros((128, 128), bool))
     ws.close()
     from training.store import WorkspaceError

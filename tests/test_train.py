@@ -118,3 +118,26 @@ def test_lr_schedule_warmup_follows_the_time_budget_too():
     # 30 of 600 warm-up steps; the warm-up is over, as its share promises
     assert abs(lr_factor(0.05, 30, 600, 0.05) - 0.95 ** 0.9) < 1e-9
     assert abs(lr_factor(0.025, 30, 600, 0.05) - 0.5 * 0.975 ** 0.9) < 1e-9
+
+
+def test_run_progress_follows_the_steps_or_the_time_budget():
+    from training.schedule import run_progress
+
+    assert run_progress(5, 10, 0.0, None, 2) == 0.5
+    assert run_progress(5, 10, 90.0, 100.0, 2) == 0.9   # the budget is further along
+    assert run_progress(5, 10, 10.0, 100.0, 2) == 0.5   # the steps are
+    assert run_progress(5, 10, 10.0, 100.0, 0) == 0.1   # --epochs 0: the budget alone
+    assert run_progress(30, 10, 500.0, 100.0, 2) == 1.0
+
+
+def test_cuda_requested_without_cuda_is_refused(tmp_path, capsys, monkeypatch) -> None:
+    """The trainer uses the app's device rule without its CPU fallback: --device cuda on a machine
+    without a usable CUDA stops with one error line before anything is built or written."""
+    from training.train import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["--data", str(tmp_path / "nothing"), "--device", "cuda", "--out", str(tmp_path / "run"), "--no-tqdm"])
+    assert rc == 2
+    err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert err["event"] == "error" and err["message"].startswith("--device cuda: CUDA requested but not available: ")
+    assert not (tmp_path / "run").exists()

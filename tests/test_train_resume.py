@@ -127,3 +127,50 @@ def test_parent_blend_without_a_parent_or_out_of_range_is_a_clear_error(tmp_path
         msg = _last_json(capsys.readouterr().out)
         assert msg["event"] == "error" and words in msg["message"]
         assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_checkpoint_write_keeps_the_last_one_and_leaves_no_temp(tmp_path, monkeypatch):
+    """The trainer writes checkpoints through model.atomic (it had its own write that left a temp
+    file when the write failed): a failure keeps the previous checkpoint, resumable, and no temp."""
+    import argparse
+    import dataclasses
+    import os
+
+    from model import atomic
+    from model.adf import ADFNet
+    from model.config import get_preset
+    from training.checkpoint import RunState, load_checkpoint, save_checkpoint
+
+    cfg = dataclasses.replace(get_preset("tiny"), embed_dims=(8, 16, 24, 32), num_heads=(1, 2, 3, 4),
+                              disent_dim=16, decoder_dim=8)
+    net = ADFNet(cfg)
+    opt = torch.optim.AdamW(net.parameters())
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    ckdir = tmp_path / "checkpoints"
+    ckdir.mkdir()
+
+    def save(epoch: int) -> None:
+        save_checkpoint(ckdir, net, opt, scaler, RunState(epoch=epoch, step=2 * (epoch + 1), commands=["c"]),
+                        [torch.get_rng_state()], best=True, model_id="m", config=cfg.to_dict(),
+                        args=argparse.Namespace(seed=1))
+
+    save(0)
+    before = {p.name: p.read_bytes() for p in ckdir.iterdir()}
+    assert sorted(before) == ["best.safetensors", "last.safetensors", "last_state.pt"]
+    real_replace = os.replace
+
+    def fail_on_state(src, dst, *a, **k):
+        if str(dst).endswith("last_state.pt"):
+            raise OSError("disk full")
+        return real_replace(src, dst, *a, **k)
+
+    with torch.no_grad():
+        next(net.parameters()).add_(1.0)
+    monkeypatch.setattr(atomic.os, "replace", fail_on_state)
+    with pytest.raises(OSError, match="disk full"):
+        save(1)
+    monkeypatch.undo()
+    assert sorted(p.name for p in ckdir.iterdir()) == sorted(before)  # no temp file left
+    assert (ckdir / "last_state.pt").read_bytes() == before["last_state.pt"]
+    run = load_checkpoint(ckdir, net, opt, scaler, 0, "again")
+    assert (run.epoch, run.step, run.commands) == (1, 2, ["c", "again"])

@@ -5,15 +5,15 @@ without any data, and the self-test needs the same thing in a temporary folder.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import shutil
 from pathlib import Path
 
+from model.card_file import card_id, read_card_json
 from training.paths import resource_path
-from training.store import Workspace, WorkspaceError, is_workspace, registered_model_id
+from training.store import Workspace, WorkspaceError, is_workspace
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ def _register_bundled_model(ws: Workspace) -> None:
         log.info("no bundled model at %s; demo workspace has no model", card_path)
         return
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        bundled_id = registered_model_id(card, card_path)
+        card, _ = read_card_json(card_path)
+        bundled_id = card_id(card, card_path)
         parent = card.get("parent") if isinstance(card.get("parent"), dict) else {}
     except (OSError, ValueError, AttributeError) as exc:
         log.warning("could not read the bundled model card %s: %s", card_path, exc)

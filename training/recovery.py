@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.imageio import fsync_dir, temp_name
+from training.imageio import TEMP_PREFIX, fsync_dir, write_bytes_atomic
 
 JOURNAL_DIR = "recovery"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -44,28 +43,14 @@ def write_entry(workspace_root: Path, case_id: str, mask: np.ndarray, base_rev: 
                 model_id: str | None = None, author: str | None = None) -> Path:
     """Durably record the current working mask of ``case_id`` (replacing its previous entry)."""
     path = _entry_path(workspace_root, case_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"case_id": case_id, "base_rev": base_rev, "model_id": model_id, "author": author,
             "written_at": time.time(), "shape": list(mask.shape)}
     buf = io.BytesIO()
     np.savez(buf, bits=np.packbits(mask.astype(bool), axis=None),
              meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
-    # The store's temp naming (pid inside): a writer killed mid-write leaves a file that the next
-    # Workspace.open removes; never named *.npz, so pending_entries cannot mistake it for an entry.
-    tmp = temp_name(path).with_suffix(".npz.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
+    # Written atomically with the store's temp naming (pid inside): a writer killed mid-write leaves
+    # a .tmp-* file that the next Workspace.open removes, and pending_entries skips.
+    write_bytes_atomic(path, buf.getvalue())
     return path
 
 
@@ -89,6 +74,8 @@ def pending_entries(workspace_root: Path) -> list[JournalEntry]:
         return []
     entries = []
     for path in sorted(folder.glob("*.npz")):
+        if path.name.startswith(TEMP_PREFIX):  # another writer's (or a dead one's) file in the making
+            continue
         try:
             entries.append(read_entry(path))
         except ValueError:

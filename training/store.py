@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.card_file import ModelFileError, card_id, read_card_json
+from model.names import safe_id
 from training import sharing
 from training.imageio import (
     HOST_TAG,
@@ -256,21 +258,6 @@ class Revision:
 
 
 # ------------------------------------------------------------------------------------ helpers
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-
-
-def safe_id(name: str, max_len: int = 48, default: str = "case") -> str:
-    """A short filesystem-safe id from any string (never trusted as a path as it was given)."""
-    s = _UNSAFE.sub("_", str(name)).strip("._-")
-    s = re.sub(r"\.{2,}", ".", re.sub(r"_+", "_", s))[:max_len].strip("._-")
-    if not s:
-        s = default
-    if s.split(".")[0].lower() in _WINDOWS_RESERVED:
-        s = f"_{s}"
-    return s
-
-
 def local_time(iso_utc: str) -> str:
     """A stored UTC timestamp as the user's local "YYYY-MM-DD HH:MM" (the text itself if unparsable)."""
     try:
@@ -365,9 +352,7 @@ def _read_image(path: Path) -> tuple[bytes, np.ndarray, str]:
     return data, decode_rgb(data, path), sha256_bytes(data)
 
 
-def registered_model_id(card: dict, card_path: Path) -> str:
-    """The id a workspace registers a model card under: its ``model_id`` or ``id``, else the file stem."""
-    return safe_id(str(card.get("model_id") or card.get("id") or Path(card_path).stem), 96, "model")
+registered_model_id = card_id  # the id a workspace registers a model card under (model/card_file.py)
 
 
 class Workspace:
@@ -1226,17 +1211,12 @@ class Workspace:
             card_path = card_path.with_suffix(".json")
         weights = card_path.with_suffix(".safetensors")
         try:
-            card_bytes = card_path.read_bytes()
-            card = json.loads(card_bytes)
-        except FileNotFoundError:
-            raise WorkspaceError(f"model card {card_path} not found") from None
-        except (OSError, ValueError) as exc:
-            raise WorkspaceError(f"model card {card_path} unreadable: {exc}") from None
-        if not isinstance(card, dict):
-            raise WorkspaceError(f"model card {card_path} is not a JSON object")
+            card, _ = read_card_json(card_path)
+        except ModelFileError as exc:
+            raise WorkspaceError(str(exc)) from None
         if not weights.is_file():
             raise WorkspaceError(f"model weights {weights} not found")
-        model_id = registered_model_id(card, card_path)
+        model_id = card_id(card, card_path)
         wsha = sha256_file(weights)
         with self._write() as db:
             row = db.execute("SELECT sha256 FROM models WHERE id = ?", (model_id,)).fetchone()

@@ -7,11 +7,11 @@ clinician) is :mod:`model.interactive`; the prediction is ``Predictor.predict_cl
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from model.card_file import ModelFileError, read_card_json
 from model.interactive import Click
 
 PLUS, MINUS = "+", "\u2212"  # the marker glyphs and the note's signs
@@ -29,10 +29,10 @@ def model_file_is_interactive(path: Path | None) -> bool:
     if path is None:
         return False
     try:
-        card = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        card, _ = read_card_json(path)
+    except ModelFileError:  # missing, unreadable, not a JSON object
         return False
-    return isinstance(card, dict) and card_is_interactive(card)
+    return card_is_interactive(card)
 
 
 def click_at(x: float, y: float, size: tuple[int, int], right_button: bool, shift: bool) -> Click | None:

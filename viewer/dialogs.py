@@ -1,7 +1,6 @@
 """Dialogs: About (research-use disclaimer), shortcuts, agreement summary, import."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from model.card_file import card_id, read_card_json
+
 DISCLAIMER = (
     "<b>Research demonstration — not a medical device.</b> The bundled model was trained on public "
     "endoscopy data (colon polyps and laryngeal frames) with <i>synthetic</i> NBI generated from white light. "
@@ -45,8 +46,8 @@ def about_text(ws: Any = None) -> str:
         try:
             path = ws.active_model_path()
             if path is not None:
-                card = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
-                model = f"<p>Active model: <b>{card.get('id', path.stem)}</b> ({card.get('preset', '?')})</p>"
+                card, _ = read_card_json(path)
+                model = f"<p>Active model: <b>{card_id(card, path)}</b> ({card.get('preset', '?')})</p>"
         except (OSError, ValueError):
             model = ""
     return (
