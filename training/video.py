@@ -696,16 +696,16 @@ def _frame_info(ft: FrameTable, i: int) -> dict:
 
 def process_video(path: os.PathLike | str, settings: VideoSettings = VideoSettings(),
                   progress: Callable[[str, int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> VideoResult:
+                  cancel: Callable[[], bool] | None = None, sha256: str | None = None) -> VideoResult:
     """Everything up to the store: the cases of one video, with provenance. Raises VideoError
-    (nothing found is returned) or VideoCancelled."""
+    (nothing found is returned) or VideoCancelled. ``sha256``: the file's, when already known."""
     from model.registration import register_pair  # SIFT code only when a video is imported
 
     path = Path(path)
     t0 = time.perf_counter()
     ft = analyse_video(path, progress, cancel)
     t1 = time.perf_counter()
-    sha = file_sha256(path)
+    sha = sha256 or file_sha256(path)
     ft.timing["hash_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     ft.text_boxes = detect_text_boxes([s for _, s in ft.text_samples], ft.width, ft.height)

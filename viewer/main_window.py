@@ -345,6 +345,7 @@ class MainWindow(QMainWindow):
         self._add_action(m, "New workspace…", self.new_workspace_dialog, "Ctrl+N")
         self._add_action(m, "Open workspace…", self.open_workspace_dialog, "Ctrl+O")
         self._add_action(m, "Import pairs…", self.import_dialog, "Ctrl+I")
+        self._add_action(m, "Import video…", self.import_video_dialog, "Ctrl+Shift+I")
         self.export_action = self._add_action(m, "Export dataset…", self.export_dialog, "Ctrl+E")
         m.addSeparator()
         self._add_action(m, "Save now", lambda: self.save_current("manual"), "Ctrl+S")
@@ -501,7 +502,7 @@ class MainWindow(QMainWindow):
     def reload_worklist(self) -> None:
         assert self.ws is not None
         current = self.current_case_id
-        self.worklist_model.set_cases(self.ws.cases())
+        self.worklist_model.set_cases(self.ws.cases(), self.ws.video_sources())
         self.worklist.resizeColumnsToContents()
         self._update_summary()
         if current is not None:
@@ -968,6 +969,15 @@ class MainWindow(QMainWindow):
         self.save_current("before import")
         dlg = ImportDialog(self.ws.root, self)
         dlg.exec()
+        self.reload_worklist()
+
+    def import_video_dialog(self) -> None:
+        from viewer.video_import_dialog import VideoImportDialog
+
+        if self.ws is None:
+            return
+        self.save_current("before import")
+        VideoImportDialog(self.ws.root, self, self.settings).exec()
         self.reload_worklist()
 
     def export_dialog(self) -> None:

@@ -5,6 +5,7 @@ Rows come from one store query (no per-row disk reads), so 10,000 cases open at 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
@@ -22,8 +23,8 @@ STATUS_LABELS = {
     "new": "new", "predicted": "predicted", "in_progress": "in progress", "corrected": "corrected",
     "approved": "approved", "excluded": "excluded",
 }
-COLUMNS = ("Case", "Patient", "Status", "Dice model/human", "Last edited")
-CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL = range(5)
+COLUMNS = ("Case", "Patient", "Status", "Dice model/human", "Last edited", "Video time")
+CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL, VIDEO_COL = range(6)
 CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
 Index = QModelIndex | QPersistentModelIndex
@@ -37,8 +38,10 @@ class WorklistModel(QAbstractTableModel):
         self._cases: list[Any] = list(cases)
         self._row_of: dict[str, int] = {c.id: i for i, c in enumerate(self._cases)}
 
-    def set_cases(self, cases: Iterable[Any]) -> None:
+    def set_cases(self, cases: Iterable[Any], video: dict[str, dict] | None = None) -> None:
+        """Show ``cases``; ``video``: ``Workspace.video_sources()`` for the time-in-video column."""
         self.beginResetModel()
+        self._video = dict(video or {})
         self._cases = list(cases)
         self._sort_rows()
         self.endResetModel()
@@ -61,6 +64,7 @@ class WorklistModel(QAbstractTableModel):
     # would call data() from C++ for every comparison (10,000 rows: over a second).
     _sort_column = CASE_COL
     _sort_order = Qt.SortOrder.AscendingOrder
+    _video: dict[str, dict] = {}
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         self.layoutAboutToBeChanged.emit()
@@ -71,6 +75,11 @@ class WorklistModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _sort_rows(self) -> None:
+        if self._sort_column == VIDEO_COL:
+            self._cases.sort(key=lambda c: video_sort_key(c, self._video.get(c.id)),
+                             reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
+            self._row_of = {c.id: i for i, c in enumerate(self._cases)}
+            return
         self._cases.sort(key=lambda c: sort_key(c, self._sort_column),
                          reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
         self._row_of = {c.id: i for i, c in enumerate(self._cases)}
@@ -118,6 +127,14 @@ class WorklistModel(QAbstractTableModel):
                 return "" if case.dice_vs_model is None else f"{case.dice_vs_model:.3f}"
             if col == EDITED_COL:
                 return (case.updated_at or "")[:16].replace("T", " ")
+            if col == VIDEO_COL:
+                v = self._video.get(case.id)
+                return video_time_text(v["wli_time_s"]) if v else ""
+        if role == Qt.ItemDataRole.ToolTipRole and col == VIDEO_COL and case.id in self._video:
+            v = self._video[case.id]
+            nbi = "" if v["nbi_frame"] is None else \
+                f", NBI frame {v['nbi_frame']} at {video_time_text(v['nbi_time_s'])}"
+            return f"{Path(v['video_path']).name}: WLI frame {v['wli_frame']} at {video_time_text(v['wli_time_s'])}{nbi}"
         if role == Qt.ItemDataRole.ForegroundRole and col == STATUS_COL:
             return QBrush(STATUS_COLORS.get(case.status, QColor(200, 200, 200)))
         if role == Qt.ItemDataRole.ToolTipRole and col == STATUS_COL and case.status == "excluded":
@@ -125,6 +142,24 @@ class WorklistModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and col == DICE_COL:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+
+def video_time_text(seconds: float | None) -> str:
+    """Time in the recording as h:mm:ss.s or m:ss.s (what a video player shows)."""
+    if seconds is None:
+        return ""
+    tenths = int(round(float(seconds) * 10))
+    h, rest = divmod(tenths, 36000)
+    m, rest = divmod(rest, 600)
+    sec = rest / 10
+    return f"{h}:{m:02d}:{sec:04.1f}" if h else f"{m}:{sec:04.1f}"
+
+
+def video_sort_key(case: Any, video: dict | None) -> Any:
+    """Video cases by file then time; cases not from a video last."""
+    if video is None:
+        return (1, "", 0.0, case.id)
+    return (0, video["video_path"], float(video["wli_time_s"]), case.id)
 
 
 def sort_key(case: Any, column: int) -> Any:
