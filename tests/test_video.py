@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.video_fixtures import Shot, standard_shots, write_recording
+from tests.video_fixtures import Shot, short_shots, standard_shots, write_recording
 from training import video as V
 from training.store import Workspace
 from training.video_import import find_videos, import_videos
@@ -130,9 +130,7 @@ def test_cli_imports_a_video_with_provenance_and_reports_counts(standard, tmp_pa
 
 
 def _short(path: Path, fourcc: str = "mp4v", scene: int = 0, **kw) -> object:
-    shots = [Shot("wli", int(1.2 * FPS), scene), Shot("nbi", int(1.2 * FPS), scene), Shot("black", 3),
-             Shot("wli", int(0.8 * FPS), scene + 1)]
-    return write_recording(path, shots, fps=FPS, fourcc=fourcc, **kw)
+    return write_recording(path, short_shots(FPS, scene), fps=FPS, fourcc=fourcc, **kw)
 
 
 @pytest.mark.parametrize("ext,fourcc", [("avi", "MJPG"), ("mov", "mp4v"), ("mkv", "XVID"), ("mpg", "PIM1")])

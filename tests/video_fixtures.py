@@ -230,3 +230,9 @@ def standard_shots(fps: float = 25.0) -> list[Shot]:
         Shot("nbi", 2 * s, 3),              # cut from scene 2 (WLI) straight into scene 3 (NBI)
         Shot("black", s // 5), Shot("wli", 2 * s, 3),
     ]
+
+
+def short_shots(fps: float = 25.0, scene: int = 0) -> list[Shot]:
+    """Two seconds and a half: WLI then NBI of one scene, a black gap, WLI of a scene never in NBI."""
+    return [Shot("wli", int(1.2 * fps), scene), Shot("nbi", int(1.2 * fps), scene), Shot("black", 3),
+            Shot("wli", int(0.8 * fps), scene + 1)]

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
@@ -97,7 +98,7 @@ class VideoImportDialog(QDialog):
         intro = QLabel(
             "Every frame is classified as white light, NBI or unusable from its content; the sharpest NBI "
             "frames are paired with the nearest sharp white-light frame of the same scene and kept only when "
-            "their registration holds. Patient id: the folder below the chosen one, else the file name.")
+            "their registration holds. Patient id: the sub-folder of the chosen folder, else the file name.")
         intro.setWordWrap(True)
         lay.addWidget(intro)
         self.wli_only_box = QCheckBox("Also import white-light-only cases from scenes never seen in NBI")
@@ -107,8 +108,12 @@ class VideoImportDialog(QDialog):
         if settings is not None:
             self.wli_only_box.setChecked(str(settings.value("video/wli_only", "false")).lower() == "true")
             self.keep_text_box.setChecked(str(settings.value("video/keep_text", "false")).lower() == "true")
+        row = QHBoxLayout()
         self.choose_btn = QPushButton("Choose videos…")
-        lay.addWidget(self.choose_btn)
+        self.folder_btn = QPushButton("Choose a folder (one sub-folder per patient)…")
+        row.addWidget(self.choose_btn)
+        row.addWidget(self.folder_btn)
+        lay.addLayout(row)
         self.stage = QLabel("")
         lay.addWidget(self.stage)
         self.progress = QProgressBar()
@@ -124,6 +129,7 @@ class VideoImportDialog(QDialog):
         close.clicked.connect(self.reject)
         lay.addWidget(bb)
         self.choose_btn.clicked.connect(self._choose)
+        self.folder_btn.clicked.connect(self._choose_folder)
         self.cancel_btn.clicked.connect(self.cancel)
         self._thread: _VideoImportThread | None = None
         self.resize(640, 440)
@@ -138,12 +144,17 @@ class VideoImportDialog(QDialog):
         if paths:
             self.start([Path(p) for p in paths])
 
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder of recordings (one sub-folder per patient)")
+        if path:
+            self.start([Path(path)])
+
     def start(self, videos: list[Path]) -> None:
         """Import ``videos`` (files or folders) in the background with the current settings."""
         if self.app_settings is not None:
             self.app_settings.setValue("video/wli_only", self.wli_only_box.isChecked())
             self.app_settings.setValue("video/keep_text", self.keep_text_box.isChecked())
-        for w in (self.choose_btn, self.wli_only_box, self.keep_text_box):
+        for w in (self.choose_btn, self.folder_btn, self.wli_only_box, self.keep_text_box):
             w.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.summary = None
@@ -169,9 +180,11 @@ class VideoImportDialog(QDialog):
         self.progress.setValue(min(done, max(1, total)))
 
     def _on_done(self, result: Any) -> None:
+        if self._thread is not None:
+            self._thread.wait()   # it emitted as its last act: let run() return before anyone deletes it
         self.progress.hide()
         self.cancel_btn.setEnabled(False)
-        for w in (self.choose_btn, self.wli_only_box, self.keep_text_box):
+        for w in (self.choose_btn, self.folder_btn, self.wli_only_box, self.keep_text_box):
             w.setEnabled(True)
         self.stage.setText("")
         if isinstance(result, Exception):
