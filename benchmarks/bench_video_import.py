@@ -15,7 +15,8 @@ and File ▸ Import video… run), timed by stage:
   register: NBI -> WLI registration of the candidates; save: PNG encoding + store writes.
 Wall seconds per stage and the whole import, and the process CPU seconds (both cores summed;
 the machine is shared, so wall time depends on what else runs). Also checks against the truth:
-frame classification accuracy, NBI segments without a pair, pairs across a scene cut.
+frame classification accuracy, NBI segments without a pair, pairs across a scene cut; and the
+colour rule alone on public stills from other scopes (``colour_rule_on_stills``).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video_import.py [--minutes 10] [--video PATH]
 
@@ -151,6 +152,43 @@ def run(video: Path) -> dict:
     }
 
 
+def colour_rule_on_stills() -> dict:
+    """``training.video.colour_decision`` per still on the public frames of ../shared/data (when
+    present): WLI and pseudo-NBI, as is / scope-augmented / the held-out other-device transform,
+    raw and JPEG q80. What the rule gets right with no help from neighbouring frames."""
+    import cv2
+
+    from model.pseudo_nbi import nbi_colour
+    from training.scope_aug import other_device, scope_augment
+    from training.video import classify_still
+
+    shared = ROOT.parent / "shared" / "data"
+    files = sorted((shared / "kvasir-seg-256" / "images").glob("*.jpg"))[::4] + \
+        sorted((shared / "vocalfolds" / "images").glob("patient*/seq*/*.png"))[::2]
+    if not files:
+        return {"skipped": "../shared/data not present"}
+    rng = np.random.default_rng(0)
+
+    def jpeg(rgb: np.ndarray) -> np.ndarray:
+        _, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+    right: dict[str, list[bool]] = {}
+    for f in files:
+        img = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        aug = scope_augment(img, rng)
+        aug = aug[0] if isinstance(aug, tuple) else aug
+        other = other_device(img)
+        for name, want, v in (("wli", "wli", img), ("nbi", "nbi", nbi_colour(img)), ("wli_aug", "wli", aug),
+                              ("nbi_aug", "nbi", nbi_colour(aug)), ("wli_other", "wli", other),
+                              ("nbi_other", "nbi", nbi_colour(other))):
+            for suffix, x in (("", v), ("_jpg", jpeg(v))):
+                right.setdefault(name + suffix, []).append(classify_still(x)[0] == want)
+    every = [r for v in right.values() for r in v]
+    return {"images": len(files), "stills": len(every), "right": round(float(np.mean(every)), 4),
+            "by_kind": {k: round(float(np.mean(v)), 3) for k, v in right.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=Path(tempfile.gettempdir()) / "adf-bench-video-1080p.mp4")
@@ -164,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         make_video(args.video, args.minutes, (w, h), args.fps)
     if args.make_only:
         return 0
-    print(json.dumps(run(args.video)))
+    out = run(args.video)
+    out["colour_rule_on_stills"] = colour_rule_on_stills()
+    print(json.dumps(out))
     return 0
 
 

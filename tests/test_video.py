@@ -252,3 +252,21 @@ def test_migration_adds_the_video_table_to_an_old_workspace(tmp_path, monkeypatc
         assert ws.schema_version() == store.SCHEMA_VERSION >= 2
         assert ws.case(cid).nbi_path is not None and ws.video_sources() == {} and ws.video_source(cid) is None
         assert ws.integrity_check() == "ok"
+
+
+def test_colour_rule_on_stills_of_other_scopes() -> None:
+    """The WLI/NBI colour rule on its own, per still (no temporal help), on the public frames in
+    tests/data, their pseudo-NBI, and both after the held-out other-device transform."""
+    from model.pseudo_nbi import nbi_colour
+    from tests.video_fixtures import SCENE_FILES, _outside, load_scenes
+    from training.scope_aug import other_device
+
+    for img in load_scenes(SCENE_FILES):
+        other = other_device(img)
+        assert V.classify_still(img)[0] == "wli"
+        assert V.classify_still(other)[0] == "wli"
+        label, score = V.classify_still(nbi_colour(img))
+        assert label == "nbi" and score > 0.5
+        assert V.classify_still(nbi_colour(other))[0] == "nbi"
+    room = _outside(240, 240, 0.0, np.random.default_rng(0))
+    assert V.classify_still(room)[0] == "neither"
