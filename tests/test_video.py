@@ -236,6 +236,32 @@ def test_fetch_reads_the_frames_pass_one_saw(tmp_path) -> None:
         assert np.array_equal(frames[i], seq[i]), i
 
 
+def test_fetch_survives_a_container_that_seeks_to_the_wrong_frame(tmp_path, monkeypatch) -> None:
+    shots = [Shot("wli", int(3 * FPS), 0), Shot("nbi", int(3 * FPS), 0), Shot("wli", int(3 * FPS), 1)]
+    rec = write_recording(tmp_path / "long.mp4", shots, fps=FPS)
+    ft = V.analyse_video(rec.path)
+    truth = V.fetch_frames(ft, [120, 224])
+    real_open = V._open
+    seeks = []
+
+    class Sloppy:       # a capture whose seek lands 7 frames early, like some MPEG-PS files
+        def __init__(self, cap) -> None:
+            self.cap = cap
+
+        def set(self, prop, value):  # noqa: ANN001, ANN201
+            seeks.append(value)
+            return self.cap.set(prop, max(0, value - 7))
+
+        def __getattr__(self, name):  # noqa: ANN001, ANN204
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(V, "_open", lambda p: Sloppy(real_open(p)))
+    got = V.fetch_frames(ft, [120, 224])
+    assert seeks == [120]                  # tried once, then read forward only
+    for i in (120, 224):
+        assert np.array_equal(got[i], truth[i])
+
+
 def test_migration_adds_the_video_table_to_an_old_workspace(tmp_path, monkeypatch) -> None:
     from training import store
 

@@ -291,6 +291,9 @@ def analyse_video(path: os.PathLike | str, progress: Callable[[str, int, int], N
                 st, d, mode = _tile_stats(_small(frame, size))
                 if i % every == 0:
                     samples.append((i, _text_sample(frame)))
+                    if len(samples) > 2 * TEXT_SAMPLES:      # frame count unknown: thin out
+                        samples = samples[::2]
+                        every *= 2
                 del frame
                 stats_s += time.perf_counter() - t0
                 times.append(ms / 1000.0 if ms and ms > 0 else i / fps)
@@ -652,44 +655,46 @@ def select_pairs(ft: FrameTable, settings: VideoSettings) -> list[list[Pick]]:
 
 # ------------------------------------------------------------------------------ pass 2: fetch
 def fetch_frames(ft: FrameTable, indices: list[int], cancel: Callable[[], bool] | None = None) -> dict[int, np.ndarray]:
-    """Full-resolution RGB frames by index: forward grabs for near ones, a seek for far ones,
-    each checked against its pass-1 thumbnail (a seek that lands elsewhere falls back to reading)."""
+    """Full-resolution RGB frames by index: forward grabs for near ones, a seek for far ones.
+
+    Each frame is checked against its pass-1 thumbnail; where a seek lands elsewhere (some
+    containers seek to the wrong frame), the rest is read forward from the start: never more
+    than one more decode of the video.
+    """
     want = sorted(set(indices))
     out: dict[int, np.ndarray] = {}
     if not want:
         return out
     size = _analysis_size(ft.width, ft.height)
     cap = _open(ft.path)
+    seek_ok = True
     try:
-        pos = 0  # index of the next frame grab() returns
+        pos = 0  # index of the frame the next grab() returns
         for target in want:
             if cancel is not None and cancel():
                 raise VideoCancelled()
-            if target - pos > 4 * max(ft.fps, 1):
-                cap.set(cv2.CAP_PROP_POS_FRAMES, target)
-                pos = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES)))
-                if pos != target:
+            for attempt in range(2):
+                if seek_ok and target - pos > 4 * max(ft.fps, 1):
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                    pos = target
+                if pos > target:                      # only after a bad seek: start again
                     cap.release()
                     cap, pos = _open(ft.path), 0
-            while pos < target:
-                if not cap.grab():
-                    raise VideoError(ft.path, f"frame {target} could not be read again")
-                pos += 1
-            ok, frame = cap.read()
-            pos += 1
-            if not ok or frame is None:
-                raise VideoError(ft.path, f"frame {target} could not be read again")
-            check = _tile_stats(_small(frame, size))[1]
-            if _ncc(check.astype(np.float32), ft.desc[target].astype(np.float32)) < 0.98:
-                # the seek was not frame-accurate: read from the start instead
-                cap.release()
-                cap = _open(ft.path)
-                for _ in range(target):
-                    cap.grab()
+                while pos < target:
+                    if not cap.grab():
+                        raise VideoError(ft.path, f"frame {target} could not be read again")
+                    pos += 1
                 ok, frame = cap.read()
-                pos = target + 1
+                pos += 1
                 if not ok or frame is None:
                     raise VideoError(ft.path, f"frame {target} could not be read again")
+                check = _tile_stats(_small(frame, size))[1]
+                if float(np.abs(check.astype(np.int16) - ft.desc[target].astype(np.int16)).mean()) <= 1.0:
+                    break
+                if attempt == 1 or not seek_ok:
+                    raise VideoError(ft.path, f"frame {target} decodes differently the second time")
+                seek_ok = False                       # this container does not seek exactly:
+                pos = 10 ** 12                        # position unknown, the retry starts again
             out[target] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
