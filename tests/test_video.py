@@ -296,3 +296,15 @@ def test_colour_rule_on_stills_of_other_scopes() -> None:
         assert V.classify_still(nbi_colour(other))[0] == "nbi"
     room = _outside(240, 240, 0.0, np.random.default_rng(0))
     assert V.classify_still(room)[0] == "neither"
+
+
+def test_the_time_limit_decides_whether_a_far_wli_frame_may_be_the_partner(tmp_path) -> None:
+    # 2.6 s of black between the last WLI frame and the first NBI frame of the same scene
+    shots = [Shot("wli", 25, 0), Shot("black", 65), Shot("nbi", 25, 0)]
+    rec = write_recording(tmp_path / "gap.mp4", shots, fps=FPS)
+    strict = V.process_video(rec.path, V.VideoSettings(per_segment=1))
+    assert strict.counts["pairs"] == 0 and strict.nbi_segments_without_pair == 1
+    loose = V.process_video(rec.path, V.VideoSettings(per_segment=1, max_gap_s=5.0))
+    assert loose.counts["pairs"] == 1 and loose.nbi_segments_without_pair == 0
+    c = loose.cases[0]
+    assert rec.labels[c.wli_frame] == "wli" and rec.labels[c.nbi_frame] == "nbi"

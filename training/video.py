@@ -102,7 +102,7 @@ class VideoSettings:
     min_spacing_s: float = 1.0    # between two picks of one segment (no near-duplicates)
     edge_s: float = 0.2           # not this close to a segment's ends (switching transients)
     wli_every_s: float = 10.0     # WLI-only: one case per this much of a segment
-    register_tries: int = 6       # NBI candidates tried per segment before giving up
+    register_tries: int = 4       # NBI candidates tried per segment before giving up
 
 
 # ------------------------------------------------------------------------------ pass 1: decode
@@ -540,16 +540,35 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 1e-6 else 0.0
 
 
+def _similar(a: np.ndarray, b: np.ndarray, cells: np.ndarray, shift: int = 3) -> float:
+    """Correlation of two band thumbnails over the picture cells, the best over shifts of up to
+    ``shift`` cells (~10 % of the frame): the camera drifts during a gap of unusable frames, a
+    cut changes the content. Shifts are tried only when the plain correlation is low (rare)."""
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    best = _ncc(a[cells], b[cells])
+    if best >= CUT_NCC:
+        return best
+    h, w = a.shape
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            ya, yb = slice(max(0, dy), h + min(0, dy)), slice(max(0, -dy), h + min(0, -dy))
+            xa, xb = slice(max(0, dx), w + min(0, dx)), slice(max(0, -dx), w + min(0, -dx))
+            m = cells[ya, xa] & cells[yb, xb]
+            if m.sum() >= 0.5 * cells.sum():
+                best = max(best, _ncc(a[ya, xa][m], b[yb, xb][m]))
+    return best
+
+
 def find_scenes(ft: FrameTable) -> np.ndarray:
     """Scene number of every usable frame (-1 for unusable): a new scene where consecutive usable
-    frames' shared-band thumbnails (WLI green, NBI red) stop correlating."""
+    frames' shared-band thumbnails (WLI green, NBI red) stop correlating, even when shifted."""
     assert ft.label is not None
     _, _, cells = _region_masks(ft)
     scene = np.full(ft.n, -1, np.int32)
     cur, prev = -1, None
     for i in np.flatnonzero(ft.label > 0):
-        band = ft.desc[i, 0 if ft.label[i] == 1 else 1][cells].astype(np.float32)
-        if prev is None or _ncc(prev, band) < CUT_NCC:
+        band = ft.desc[i, 0 if ft.label[i] == 1 else 1]
+        if prev is None or _similar(prev, band, cells) < CUT_NCC:
             cur += 1
         scene[i] = cur
         prev = band
@@ -654,51 +673,78 @@ def select_pairs(ft: FrameTable, settings: VideoSettings) -> list[list[Pick]]:
 
 
 # ------------------------------------------------------------------------------ pass 2: fetch
-def fetch_frames(ft: FrameTable, indices: list[int], cancel: Callable[[], bool] | None = None) -> dict[int, np.ndarray]:
-    """Full-resolution RGB frames by index: forward grabs for near ones, a seek for far ones.
+class _Fetcher:
+    """Reads chosen frames at full resolution (pass 2) from one open capture, moving forward.
 
-    Each frame is checked against its pass-1 thumbnail; where a seek lands elsewhere (some
-    containers seek to the wrong frame), the rest is read forward from the start: never more
-    than one more decode of the video.
+    A frame near ahead is reached by grabs, a far one by a seek; each is checked against its
+    pass-1 thumbnail. Where a seek lands elsewhere (some containers do not seek exactly) the
+    fetcher stops seeking and reads forward; going back means reopening the file.
     """
-    want = sorted(set(indices))
-    out: dict[int, np.ndarray] = {}
-    if not want:
-        return out
-    size = _analysis_size(ft.width, ft.height)
-    cap = _open(ft.path)
-    seek_ok = True
-    try:
-        pos = 0  # index of the frame the next grab() returns
-        for target in want:
+
+    def __init__(self, ft: FrameTable) -> None:
+        self.ft = ft
+        self.size = _analysis_size(ft.width, ft.height)
+        self.cap: cv2.VideoCapture | None = None
+        self.pos = 0            # index of the frame the next grab() returns
+        self.seek_ok = True
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+    def _read(self, target: int) -> np.ndarray:
+        ft = self.ft
+        if self.cap is None or target < self.pos:
+            if self.seek_ok and self.cap is not None:
+                self.cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                self.pos = target
+            else:
+                self.close()
+                self.cap, self.pos = _open(ft.path), 0
+        if self.seek_ok and target - self.pos > 4 * max(ft.fps, 1):
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            self.pos = target
+        while self.pos < target:
+            if not self.cap.grab():
+                raise VideoError(ft.path, f"frame {target} could not be read again")
+            self.pos += 1
+        ok, frame = self.cap.read()
+        self.pos += 1
+        if not ok or frame is None:
+            raise VideoError(ft.path, f"frame {target} could not be read again")
+        return frame
+
+    def get(self, target: int) -> np.ndarray:
+        """Frame ``target`` as RGB; VideoError when it cannot be read as pass 1 saw it."""
+        want = self.ft.desc[target].astype(np.int16)
+        for _attempt in range(2):
+            frame = self._read(target)
+            check = _tile_stats(_small(frame, self.size))[1]
+            if float(np.abs(check.astype(np.int16) - want).mean()) <= 1.0:
+                return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            if not self.seek_ok:
+                break
+            self.seek_ok = False                 # this container does not seek exactly: read
+            self.close()                         # forward from the start from now on
+        raise VideoError(self.ft.path, f"frame {target} decodes differently the second time")
+
+    def get_many(self, indices: list[int], cancel: Callable[[], bool] | None = None) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for target in sorted(set(indices)):
             if cancel is not None and cancel():
                 raise VideoCancelled()
-            for attempt in range(2):
-                if seek_ok and target - pos > 4 * max(ft.fps, 1):
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, target)
-                    pos = target
-                if pos > target:                      # only after a bad seek: start again
-                    cap.release()
-                    cap, pos = _open(ft.path), 0
-                while pos < target:
-                    if not cap.grab():
-                        raise VideoError(ft.path, f"frame {target} could not be read again")
-                    pos += 1
-                ok, frame = cap.read()
-                pos += 1
-                if not ok or frame is None:
-                    raise VideoError(ft.path, f"frame {target} could not be read again")
-                check = _tile_stats(_small(frame, size))[1]
-                if float(np.abs(check.astype(np.int16) - ft.desc[target].astype(np.int16)).mean()) <= 1.0:
-                    break
-                if attempt == 1 or not seek_ok:
-                    raise VideoError(ft.path, f"frame {target} decodes differently the second time")
-                seek_ok = False                       # this container does not seek exactly:
-                pos = 10 ** 12                        # position unknown, the retry starts again
-            out[target] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            out[target] = self.get(target)
+        return out
+
+
+def fetch_frames(ft: FrameTable, indices: list[int], cancel: Callable[[], bool] | None = None) -> dict[int, np.ndarray]:
+    """Full-resolution RGB frames by index (see _Fetcher)."""
+    f = _Fetcher(ft)
+    try:
+        return f.get_many(indices, cancel)
     finally:
-        cap.release()
-    return out
+        f.close()
 
 
 # ------------------------------------------------------------------------------ whole video
@@ -760,54 +806,57 @@ def process_video(path: os.PathLike | str, settings: VideoSettings = VideoSettin
     ft.text_samples = []
     ft.timing["text_s"] = time.perf_counter() - t1
     classify_frames(ft)
-    t1 = time.perf_counter()
-    find_scenes(ft)
-    ft.timing["classify_s"] += time.perf_counter() - t1
     groups = select_pairs(ft, settings)
     segs = segments(ft)
-    t1, c1 = time.perf_counter(), time.process_time()
-    frames = fetch_frames(ft, [i for g in groups for p in g for i in ([p.nbi] if p.nbi is not None else [])
-                               + p.wli_candidates[:3]], cancel)
-    ft.timing["fetch_s"] = time.perf_counter() - t1
-    ft.timing["fetch_cpu_s"] = time.process_time() - c1
-    t1, c1 = time.perf_counter(), time.process_time()
     boxes = ft.text_boxes
-    clean = {i: blackout(f, boxes) if boxes else f for i, f in frames.items()}
     cases: list[VideoCase] = []
     missing = 0
-    total = sum(1 for g in groups if g)
-    for k, group in enumerate(groups):
-        if cancel is not None and cancel():
-            raise VideoCancelled()
-        if progress is not None:
-            progress("register", k, total)
-        if group and group[0].nbi is None:          # WLI-only picks
-            for p in group:
-                w = p.wli_candidates[0]
-                cases.append(VideoCase(clean[w] if not settings.keep_text else frames[w], None, None, w, None,
-                                       _provenance(ft, sha, p.segment, w, None, None, settings)))
-            continue
-        kept = 0
-        for p in group:
-            if kept >= settings.per_segment:
-                break
-            assert p.nbi is not None
-            if any(abs(ft.times[p.nbi] - ft.times[c.nbi_frame]) < settings.min_spacing_s
-                   for c in cases if c.nbi_frame is not None and c.provenance["segment"]["start"] == p.segment.start):
+    total = len(groups)
+    fetch_s = fetch_cpu = 0.0
+    t1, c1 = time.perf_counter(), time.process_time()
+    fetcher = _Fetcher(ft)
+    try:
+        # one group (segment) at a time: at most its candidates' full-resolution frames in memory
+        for k, group in enumerate(groups):
+            if progress is not None:
+                progress("register", k, total)
+            tf, cf = time.perf_counter(), time.process_time()
+            frames = fetcher.get_many([i for p in group for i in ([p.nbi] if p.nbi is not None else [])
+                                       + p.wli_candidates], cancel)
+            fetch_s += time.perf_counter() - tf
+            fetch_cpu += time.process_time() - cf
+            clean = {i: blackout(f, boxes) if boxes else f for i, f in frames.items()}
+            out = frames if settings.keep_text else clean
+            if group and group[0].nbi is None:          # WLI-only picks
+                for p in group:
+                    w = p.wli_candidates[0]
+                    cases.append(VideoCase(out[w], None, None, w, None,
+                                           _provenance(ft, sha, p.segment, w, None, None, settings)))
                 continue
-            for w in p.wli_candidates:
-                reg = register_pair(clean[w], clean[p.nbi])
-                if reg.quality == "good" and reg.inliers >= MIN_INLIERS:
-                    keep = not settings.keep_text
-                    cases.append(VideoCase(clean[w] if keep else frames[w], clean[p.nbi] if keep else frames[p.nbi],
-                                           reg, w, p.nbi, _provenance(ft, sha, p.segment, w, p.nbi, reg, settings)))
-                    kept += 1
+            kept: list[int] = []
+            for p in group:
+                if len(kept) >= settings.per_segment:
                     break
-        if kept == 0:
-            missing += 1
-    missing += sum(1 for s in segs if s.kind == "nbi") - sum(1 for g in groups if g and g[0].nbi is not None)
-    ft.timing["register_s"] = time.perf_counter() - t1
-    ft.timing["register_cpu_s"] = time.process_time() - c1
+                assert p.nbi is not None
+                if any(abs(ft.times[p.nbi] - ft.times[n]) < settings.min_spacing_s for n in kept):
+                    continue
+                for w in p.wli_candidates:
+                    # registered on the blacked-out frames: static text would pull towards the identity
+                    reg = register_pair(clean[w], clean[p.nbi])
+                    if reg.quality == "good" and reg.inliers >= MIN_INLIERS:
+                        cases.append(VideoCase(out[w], out[p.nbi], reg, w, p.nbi,
+                                               _provenance(ft, sha, p.segment, w, p.nbi, reg, settings)))
+                        kept.append(p.nbi)
+                        break
+            if not kept:
+                missing += 1
+            del frames, clean, out
+    finally:
+        fetcher.close()
+    ft.timing["fetch_s"] = fetch_s
+    ft.timing["fetch_cpu_s"] = fetch_cpu
+    ft.timing["register_s"] = time.perf_counter() - t1 - fetch_s
+    ft.timing["register_cpu_s"] = time.process_time() - c1 - fetch_cpu
     ft.timing["total_s"] = time.perf_counter() - t0
     ft.timing["total_cpu_s"] = time.process_time() - c0
     assert ft.label is not None
