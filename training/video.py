@@ -351,8 +351,10 @@ def detect_text_boxes(samples: list[np.ndarray], width: int, height: int) -> lis
     samples = [s for s in samples if s.shape == samples[0].shape] if samples else []
     if len(samples) < 8:
         return []
-    stack = np.stack(samples)
-    lo, med, hi = np.percentile(stack, (10, 50, 90), axis=0)
+    stack = np.sort(np.stack(samples), axis=0)       # uint8: np.percentile would make float64 copies
+    n = len(stack)
+    lo, med, hi = (stack[int(round(q * (n - 1)))].astype(np.int16) for q in (0.1, 0.5, 0.9))
+    del stack
     static = (hi - lo) <= 14
     if static.mean() > 0.97:          # nothing moves: text cannot be told from the picture
         return []
@@ -521,12 +523,21 @@ def classify_frames(ft: FrameTable) -> FrameTable:
     find_scenes(ft)
     for seg in segments(ft):
         cls = CLASSES.index(seg.kind)
-        sl = slice(seg.start, seg.end + 1)
-        ok = (label[sl] == cls) & (ft.scene[sl] == seg.scene)
-        ref = _local_reference(coarse[sl], ok, ft.times[sl])
-        blurred = np.flatnonzero(ok & (coarse[sl] < BLUR_RATIO * ref)) + seg.start
-        label[blurred] = 0
-        reason[blurred] = REASONS.index("blurred")
+        members = np.flatnonzero((label[seg.start:seg.end + 1] == cls)
+                                 & (ft.scene[seg.start:seg.end + 1] == seg.scene)) + seg.start
+        # the view compared with must be the same continuous one: split at gaps of > 0.5 s
+        # (black, glare, a menu), after which the scope may look at something sharper or softer
+        breaks = np.flatnonzero(np.diff(ft.times[members]) > 0.5) + 1
+        for run in np.split(members, breaks):
+            if len(run) == 0:
+                continue
+            sl = slice(int(run[0]), int(run[-1]) + 1)
+            ok = np.zeros(sl.stop - sl.start, bool)
+            ok[run - sl.start] = True
+            ref = _local_reference(coarse[sl], ok, ft.times[sl])
+            blurred = np.flatnonzero(ok & (coarse[sl] < BLUR_RATIO * ref)) + sl.start
+            label[blurred] = 0
+            reason[blurred] = REASONS.index("blurred")
     find_scenes(ft)
     ft.nbi_score = nbi_score.astype(np.float32)
     ft.sharpness = fine.astype(np.float32)
