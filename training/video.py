@@ -3,12 +3,17 @@
 Clinicians have procedure videos in which NBI is switched on and off, not still pairs. This
 module finds the pairs in such a video from its *content* (no metadata is trusted):
 
-1. **Decode once, cheaply** (pass 1). Every frame is decoded (inter-coded video cannot skip
-   frames) but only analysed at 320 px wide: bilinear to 640 then area to 320 costs ~1 ms at
-   1080p where one area resize costs 5 ms. A reader thread decodes while the main thread
-   measures, so the two cores overlap. Per frame only small numbers are kept: sums over a
-   16 x N grid of 20 px tiles (exposure, colour ratios, sharpness, flat colour) and a 32 x 18
-   thumbnail of the green band (a few KB a frame; a 10-minute 1080p video ~120 MB).
+1. **Decode once, cheaply** (pass 1). Every frame has to be decoded anyway (inter-coded video
+   has no independent frames between keyframes), so what can be saved is the work after it:
+   each frame is analysed at 320 px wide (bilinear to 640 then area to 320: ~1 ms at 1080p,
+   where one area resize costs 5 ms), on the main thread while a reader thread (and FFmpeg's
+   own threads) decode. Per frame only small numbers are kept: means over 20 px tiles
+   (exposure, colour ratios, sharpness) and a 32 x 18 thumbnail of the green and red bands
+   (~7 KB a frame). No stride: on the 10-minute 1080p benchmark recording pass 1 costs 111
+   CPU-s, of which the per-frame measuring is 39; measuring every k-th frame would save at most
+   that third, and frame-exact segment edges would then need a refinement pass seeking back
+   around every switch (a GOP of decoding each). The whole import took 230 s on the 2 shared
+   cores (target 300 s), so every frame is classified.
 2. **Burned-in text** (patient name, date) is what stays put while the picture moves: pixels
    whose value hardly changes across ~100 frames sampled over the video and that form thin
    bright strokes are grouped into boxes. The boxes are left out of every measurement (their
@@ -20,12 +25,14 @@ module finds the pairs in such a video from its *content* (no metadata is truste
    green (a narrow spread of log(B/G)) and no red dominance, while white-light mucosa is red
    (log(R/G) and log(R/B) well above 0). A frame that is neither is not tissue seen through the
    scope (the room, a drape). A menu is a few flat colours. Blur is relative: a frame is
-   blurred when its sharpness is under 35 % of what frames of the same modality reach within
-   +-3 s (absolute sharpness depends on the scene and the scope, its drop does not).
+   blurred when its sharpness is under 35 % of what frames of the same segment and continuous
+   view reach within +-3 s (absolute sharpness depends on the scene and the scope, its drop
+   does not).
 4. **Scenes and segments.** Consecutive usable frames belong to the same scene while their
    green-band thumbnails still correlate (WLI green and NBI red see the same 540 nm band, so
-   this holds across a switch); a cut starts a new scene. A segment is a run of usable frames
-   of one modality in one scene (unusable frames inside it do not split it).
+   this holds across a switch; the best of small shifts, since the camera drifts); a cut starts
+   a new scene. A segment is a run of usable frames of one modality in one scene (unusable
+   frames inside it do not split it).
 5. **Pick and pair.** In each NBI segment the sharpest NBI frames that have a usable WLI frame
    of the same scene within ``max_gap_s`` are picked (not in the first/last ``edge_s``, where
    the processor is still switching); each is paired with the nearest sharp WLI frame (sharp =
@@ -34,8 +41,9 @@ module finds the pairs in such a video from its *content* (no metadata is truste
    NBI on or off takes the processor about half a second to a second; past ~2 s the larynx has
    moved (breathing, swallowing, phonation) so the chance of the same view falls while the
    search cost grows; the registration check is the real gate, the limit only bounds the search.
-6. **Fetch** (pass 2) only the frames chosen, at full resolution: forward grabs when the next
-   one is near, a seek otherwise, each checked against its pass-1 thumbnail.
+6. **Fetch** (pass 2) only the frames chosen, at full resolution, one segment at a time:
+   forward grabs when the next one is near, a seek otherwise, each checked against its pass-1
+   thumbnail.
 
 A video that cannot be opened, decodes no frame, or ends before its container says it should
 (truncated) raises VideoError before anything is returned, so the importer writes nothing of
