@@ -20,6 +20,9 @@ colour rule alone on public stills from other scopes (``colour_rule_on_stills``)
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_video_import.py [--minutes 10] [--video PATH]
 
+An H.264 copy (what recorders write; OpenCV's wheel cannot encode it) can be measured too: make
+one with any H.264 encoder, copy ``<video>.truth.npz`` beside it under its name, pass --video.
+
 Last stdout line: one JSON object.
 """
 from __future__ import annotations
