@@ -34,6 +34,8 @@ import numpy as np
 
 from training.imageio import IMAGE_EXTENSIONS, ImageReadError, image_size, read_rgb
 from training.store import Workspace, WorkspaceError
+from training.video import VideoSettings, is_video
+from training.video_import import find_videos, import_videos
 
 __all__ = ["PairSpec", "discover", "import_sources", "rasterise_labelme", "main", "ImportSourceError"]
 
@@ -402,18 +404,24 @@ def _wli_size(path: Path) -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------------- import
 def import_sources(ws: Workspace, sources: Iterable[os.PathLike | str], patient_id: str | None = None,
                    register: bool = True, progress: Callable[[int, int], None] | None = None,
-                   label_value: int | None = None, nbi_synthetic: bool = False, masks: bool = True) -> dict:
+                   label_value: int | None = None, nbi_synthetic: bool = False, masks: bool = True,
+                   video_settings: VideoSettings | None = None) -> dict:
     """Import every case the sources hold; returns ``{"imported", "skipped", "cases", "case_ids"}``.
 
     ``masks=False`` imports the pairs only (the demo workspace: the model's prediction is what a
-    clinician should see first, not the public ground truth).
+    clinician should see first, not the public ground truth). Videos (given or inside a folder)
+    go through ``training.video_import`` with ``video_settings``; the summary then has ``"video"``.
 
     Raises ImportSourceError for a missing source and WorkspaceError when the workspace cannot
     be written (both fatal); a bad file only adds an entry to ``skipped``.
     """
     specs: list[PairSpec] = []
     skipped: list[dict] = []
+    sources = list(sources)
+    videos = find_videos(sources)
     for src in sources:
+        if is_video(src) and Path(src).is_file():
+            continue
         s, k = discover(src)
         specs += s
         skipped += k
@@ -439,6 +447,13 @@ def import_sources(ws: Workspace, sources: Iterable[os.PathLike | str], patient_
             skipped.append({"path": str(spec.wli), "reason": reason or "skipped"})
         if progress is not None:
             progress(i, total)
+    if videos:
+        vs = import_videos(ws, videos, video_settings or VideoSettings(), patient_id,
+                           progress=None if progress is None else lambda _s, d, t: progress(d, t))
+        imported += vs["case_ids"]
+        skipped += vs["skipped"]
+        return {"imported": len(imported), "skipped": skipped, "cases": ws.case_count(), "case_ids": imported,
+                "video": vs["video"]}
     return {"imported": len(imported), "skipped": skipped, "cases": ws.case_count(), "case_ids": imported}
 
 
@@ -459,9 +474,10 @@ def _import_one(ws: Workspace, spec: PairSpec, patient_id: str | None, register:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training import",
-        description="Import WLI/NBI pairs (folders or CSV files) into a workspace; prints a JSON summary last.")
+        description="Import WLI/NBI pairs (folders, CSV files) or endoscopy videos into a workspace; prints a "
+                    "JSON summary last.")
     p.add_argument("sources", nargs="+", metavar="SRC", help="folder, CSV (wli_path,nbi_path[,label_path]"
-                   "[,patient_id]) or image")
+                   "[,patient_id]), image or video")
     p.add_argument("--workspace", required=True, metavar="WS", help="workspace folder (created if missing)")
     p.add_argument("--patient-id", default=None, help="patient id for every case (a CSV column overrides)")
     p.add_argument("--no-register", action="store_true", help="do not register NBI to WLI (identity)")
@@ -469,6 +485,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="masks are class maps: tumour = pixels equal to this value (vocalfolds: 4)")
     p.add_argument("--synthetic-nbi", action="store_true", help="mark the NBI images as synthetic (pseudo-NBI)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    v = p.add_argument_group("videos (mp4, avi, mov, mkv, mpg, ...)")
+    v.add_argument("--wli-only", action="store_true",
+                   help="also import WLI-only cases from scenes never seen in NBI")
+    v.add_argument("--keep-text", action="store_true",
+                   help="keep burned-in text (patient name, date) instead of blacking it out")
+    v.add_argument("--max-gap", type=float, default=VideoSettings.max_gap_s, metavar="S",
+                   help="an NBI frame and its WLI partner at most S seconds apart (default %(default)s)")
+    v.add_argument("--pairs-per-segment", type=int, default=VideoSettings.per_segment, metavar="N",
+                   help="pairs wanted per NBI segment (default %(default)s)")
     return p
 
 
@@ -500,12 +525,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from tqdm import tqdm
 
                 bar = tqdm(total=total, unit="case", desc="import", file=sys.stderr, mininterval=0.5)
+            bar.total = total  # videos report frames, then cases, with their own totals
             bar.n = done
             bar.refresh()
 
         summary = import_sources(ws, args.sources, patient_id=args.patient_id, register=not args.no_register,
                                  progress=progress, label_value=args.label_value,
-                                 nbi_synthetic=args.synthetic_nbi)
+                                 nbi_synthetic=args.synthetic_nbi,
+                                 video_settings=VideoSettings(wli_only=args.wli_only, keep_text=args.keep_text,
+                                                              max_gap_s=args.max_gap,
+                                                              per_segment=args.pairs_per_segment))
     except (WorkspaceError, ImportSourceError) as exc:
         if bar is not None:
             bar.close()
@@ -517,5 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.close()
     out = {"imported": summary["imported"], "skipped": summary["skipped"], "cases": summary["cases"],
            "active_model": active_model}
+    if "video" in summary:
+        out["video"] = summary["video"]
     print(json.dumps(out))
     return 0

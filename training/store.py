@@ -199,7 +199,27 @@ def _m1_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial]
+def _m2_case_video(db: sqlite3.Connection) -> None:
+    """Where a case imported from a video came from (DESIGN.md: file hash, frame indices, times);
+    ``detail`` is the JSON of the rest (classifier scores, segment, text boxes, settings)."""
+    _run_script(db,
+        """
+        CREATE TABLE case_video (
+            case_id         TEXT PRIMARY KEY REFERENCES cases(id),
+            video_sha256    TEXT NOT NULL,
+            video_path      TEXT NOT NULL,
+            wli_frame       INTEGER NOT NULL,
+            nbi_frame       INTEGER,
+            wli_time_s      REAL NOT NULL,
+            nbi_time_s      REAL,
+            detail          TEXT NOT NULL
+        );
+        CREATE INDEX case_video_sha ON case_video(video_sha256);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_case_video]
 """Migration i (0-based) takes a workspace from schema i to i + 1. Append only."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -868,7 +888,8 @@ class Workspace:
             patient_id, nbi_synthetic, case_name or _pair_stem(wli_path), label_path, author)
 
     def _commit_import(self, wli_path, wli_bytes, wli_sha, nbi_path, nbi_bytes, nbi_sha, size, hm, reg,
-                       mask, patient_id, nbi_synthetic, stem, label_path, author) -> tuple[str | None, str | None]:
+                       mask, patient_id, nbi_synthetic, stem, label_path, author,
+                       video: dict | None = None) -> tuple[str | None, str | None]:
         if self.readonly:
             raise WorkspaceError(f"workspace {self.root} is read-only")
         w, h = size
@@ -934,7 +955,15 @@ class Workspace:
                         (cid, 1, "import", author, None, None, f"masks/{cid}/1.png", mask_sha,
                          int(np.count_nonzero(mask)), now,
                          f"imported from {_source_str(label_path)}" if label_path is not None else "imported"))
+                if video is not None:
+                    db.execute(
+                        """INSERT INTO case_video (case_id, video_sha256, video_path, wli_frame, nbi_frame, wli_time_s,
+                           nbi_time_s, detail) VALUES (?,?,?,?,?,?,?,?)""",
+                        (cid, video["sha256"], _source_str(video["path"]), int(video["wli_frame"]),
+                         video.get("nbi_frame"), float(video["wli_time_s"]), video.get("nbi_time_s"),
+                         json.dumps(video.get("detail") or {})))
                 self._event(db, "import", cid, {
+                    "video": {k: v for k, v in video.items() if k != "detail"} if video is not None else None,
                     "wli": _source_str(wli_path), "nbi": _source_str(nbi_path) if nbi_bytes is not None else None,
                     "label": _source_str(label_path) if label_path is not None else None,
                     "wli_sha256": wli_sha, "nbi_sha256": nbi_sha or None, "patient_id": patient_id,
@@ -948,6 +977,29 @@ class Workspace:
             for p in (tmp_img, tmp_mask):
                 if p.exists():
                     shutil.rmtree(p, ignore_errors=True)
+
+    def import_frames(self, wli: np.ndarray, nbi: np.ndarray | None, registration=None, *,
+                      patient_id: str | None, case_name: str, video: dict) -> tuple[str | None, str | None]:
+        """One case from two decoded video frames (RGB uint8), stored as PNG, with its provenance.
+
+        ``video``: ``{"path", "sha256", "wli_frame", "nbi_frame", "wli_time_s", "nbi_time_s",
+        "detail": {...}}`` (the ``case_video`` row). ``registration``: the NBI->WLI Registration
+        already computed (the video import keeps only pairs whose registration holds). Same
+        duplicate rule and all-or-nothing commit as ``import_pair``.
+        """
+        wli_bytes = encode_png(wli)
+        wli_sha = sha256_bytes(wli_bytes)
+        nbi_bytes = encode_png(nbi) if nbi is not None else None
+        nbi_sha = sha256_bytes(nbi_bytes) if nbi_bytes is not None else ""
+        if self.find_case_by_hash(wli_sha, nbi_sha) is not None:
+            return None, "duplicate"
+        src = _source_str(video["path"])
+        hm = registration.homography if registration is not None else np.eye(3)
+        return self._commit_import(
+            Path(f"{src}#frame={int(video['wli_frame'])}"), wli_bytes, wli_sha,
+            Path(f"{src}#frame={int(video['nbi_frame'])}") if nbi_bytes is not None else None, nbi_bytes, nbi_sha,
+            (wli.shape[1], wli.shape[0]), hm, registration, None, patient_id, False, case_name, None, "import",
+            video=video)
 
     def set_homography(self, case_id: str, homography: np.ndarray, quality: str | None = "manual",
                        inliers: int | None = None, reproj_error: float | None = None,
@@ -970,6 +1022,27 @@ class Workspace:
                           (patient_id, _now(), case_id)).rowcount == 0:
                 raise KeyError(f"no case {case_id!r}")
             self._event(db, "set_patient", case_id, {"patient_id": patient_id})
+
+    def video_source(self, case_id: str) -> dict | None:
+        """The provenance of a case imported from a video (``detail`` parsed), or None."""
+        rows = self._read("SELECT * FROM case_video WHERE case_id = ?", (case_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        r["detail"] = json.loads(r["detail"]) if r["detail"] else {}
+        return r
+
+    def video_sources(self) -> dict[str, dict]:
+        """{case id: {"video_path", "wli_frame", "nbi_frame", "wli_time_s", "nbi_time_s"}} of every
+        case from a video: one query, for the worklist's time-in-video column."""
+        rows = self._read("SELECT case_id, video_path, wli_frame, nbi_frame, wli_time_s, nbi_time_s FROM case_video")
+        return {r.pop("case_id"): r for r in rows}
+
+    def video_settings_used(self, video_sha256: str) -> list[dict]:
+        """The import settings each earlier import of this video (by sha256) ran with."""
+        rows = self._read("SELECT DISTINCT json_extract(detail, '$.settings') AS s FROM case_video "
+                          "WHERE video_sha256 = ?", (video_sha256,))
+        return [json.loads(r["s"]) for r in rows if r["s"]]
 
     # ---------------------------------------------------------------- revisions
     def _rev_from_row(self, r: dict) -> Revision:

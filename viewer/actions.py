@@ -88,6 +88,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("new_workspace", "New workspace…", "File", ("Ctrl+N",)),
     ActionSpec("open_workspace", "Open workspace…", "File", ("Ctrl+O",)),
     ActionSpec("import", "Import pairs…", "File", ("Ctrl+I",)),
+    ActionSpec("import_video", "Import video…", "File", ("Ctrl+Shift+I",),
+               help="Import endoscopy videos (WLI/NBI frames found, paired and registered)"),
     ActionSpec("export", "Export dataset…", "File", ("Ctrl+E",)),
     ActionSpec("save", "Save now", "File", ("Ctrl+S",), "Save now (autosave runs 2 s after the last edit)",
                separator_before=True),

@@ -60,6 +60,7 @@ from viewer.worklist import (
     PATIENT_COL,
     STATUS_COL,
     STATUS_LABELS,
+    VIDEO_COL,
     WorklistFilter,
     WorklistModel,
 )
@@ -340,7 +341,7 @@ class MainWindow(QMainWindow):
         """What each action of viewer.actions.ACTIONS does (undo/redo come from the undo group)."""
         slots: dict[str, Callable[[], Any]] = {
             "new_workspace": self.new_workspace_dialog, "open_workspace": self.open_workspace_dialog,
-            "import": self.import_dialog, "export": self.export_dialog,
+            "import": self.import_dialog, "import_video": self.import_video_dialog, "export": self.export_dialog,
             "save": lambda: self.save_current("manual"), "quit": self.close,
             "brush_larger": lambda: self.editor.set_radius(self.editor.radius + max(1, self.editor.radius // 8)),
             "brush_smaller": lambda: self.editor.set_radius(self.editor.radius - max(1, self.editor.radius // 8)),
@@ -521,7 +522,7 @@ class MainWindow(QMainWindow):
     def reload_worklist(self) -> None:
         assert self.ws is not None
         current = self.current_case_id
-        self.worklist_model.set_cases(self.ws.cases())
+        self.worklist_model.set_cases(self.ws.cases(), self.ws.video_sources())
         self._fit_worklist_columns()
         self._update_summary()
         if current is not None:
@@ -543,6 +544,11 @@ class MainWindow(QMainWindow):
             self.worklist.setColumnWidth(col, max(fm.horizontalAdvance(t) for t in [*values, header]) + pad)
         self.worklist.resizeColumnToContents(PATIENT_COL)
         self.worklist.setColumnWidth(PATIENT_COL, min(self.worklist.columnWidth(PATIENT_COL), 90))
+        # the time-in-video column only where a case came from a video (it would crowd the others)
+        has_video = self.worklist_model.has_video()
+        self.worklist.setColumnHidden(VIDEO_COL, not has_video)
+        if has_video:
+            self.worklist.setColumnWidth(VIDEO_COL, fm.horizontalAdvance("0:00:00.0") + pad)
 
     def _update_summary(self) -> None:
         total = self.worklist_model.rowCount()
@@ -1160,6 +1166,15 @@ class MainWindow(QMainWindow):
         self.save_current("before import")
         dlg = ImportDialog(self.ws.root, self)
         dlg.exec()
+        self.reload_worklist()
+
+    def import_video_dialog(self) -> None:
+        from viewer.video_import_dialog import VideoImportDialog
+
+        if self.ws is None:
+            return
+        self.save_current("before import")
+        VideoImportDialog(self.ws.root, self, self.settings).exec()
         self.reload_worklist()
 
     def export_dialog(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
@@ -23,11 +24,12 @@ STATUS_LABELS = {
     "new": "new", "predicted": "predicted", "in_progress": "in progress", "corrected": "corrected",
     "approved": "approved", "excluded": "excluded",
 }
-COLUMNS = ("Case", "Patient", "Status", "Dice", "Edited")
+COLUMNS = ("Case", "Patient", "Status", "Dice", "Edited", "Video")
 COLUMN_TIPS = ("Case id (full id in each row's tooltip)", "Patient id", "Review status",
                "Dice between the model's prediction and the clinician's latest revision",
-               "When the case last changed (local time)")
-CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL = range(5)
+               "When the case last changed (local time)",
+               "Time of the WLI frame in the recording the case was imported from (video imports)")
+CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL, VIDEO_COL = range(6)
 CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
 Index = QModelIndex | QPersistentModelIndex
@@ -41,11 +43,17 @@ class WorklistModel(QAbstractTableModel):
         self._cases: list[Any] = list(cases)
         self._row_of: dict[str, int] = {c.id: i for i, c in enumerate(self._cases)}
 
-    def set_cases(self, cases: Iterable[Any]) -> None:
+    def set_cases(self, cases: Iterable[Any], video: dict[str, dict] | None = None) -> None:
+        """Show ``cases``; ``video``: ``Workspace.video_sources()`` for the time-in-video column."""
         self.beginResetModel()
+        self._video = dict(video or {})
         self._cases = list(cases)
         self._sort_rows()
         self.endResetModel()
+
+    def has_video(self) -> bool:
+        """Whether any shown case was imported from a video (the Video column is worth showing)."""
+        return bool(self._video)
 
     def update_case(self, case: Any) -> None:
         """Replace one row (after a save or status change) without resetting the view."""
@@ -65,6 +73,7 @@ class WorklistModel(QAbstractTableModel):
     # would call data() from C++ for every comparison (10,000 rows: over a second).
     _sort_column = CASE_COL
     _sort_order = Qt.SortOrder.AscendingOrder
+    _video: dict[str, dict] = {}
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         self.layoutAboutToBeChanged.emit()
@@ -75,6 +84,11 @@ class WorklistModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _sort_rows(self) -> None:
+        if self._sort_column == VIDEO_COL:
+            self._cases.sort(key=lambda c: video_sort_key(c, self._video.get(c.id)),
+                             reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
+            self._row_of = {c.id: i for i, c in enumerate(self._cases)}
+            return
         self._cases.sort(key=lambda c: sort_key(c, self._sort_column),
                          reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
         self._row_of = {c.id: i for i, c in enumerate(self._cases)}
@@ -124,6 +138,14 @@ class WorklistModel(QAbstractTableModel):
                 return "" if case.dice_vs_model is None else f"{case.dice_vs_model:.3f}"
             if col == EDITED_COL:
                 return edited_text(case.updated_at)
+            if col == VIDEO_COL:
+                v = self._video.get(case.id)
+                return video_time_text(v["wli_time_s"]) if v else ""
+        if role == Qt.ItemDataRole.ToolTipRole and col == VIDEO_COL and case.id in self._video:
+            v = self._video[case.id]
+            nbi = "" if v["nbi_frame"] is None else \
+                f", NBI frame {v['nbi_frame']} at {video_time_text(v['nbi_time_s'])}"
+            return f"{Path(v['video_path']).name}: WLI frame {v['wli_frame']} at {video_time_text(v['wli_time_s'])}{nbi}"
         if role == Qt.ItemDataRole.ForegroundRole and col == STATUS_COL:
             return QBrush(STATUS_COLORS.get(case.status, QColor(200, 200, 200)))
         if role == Qt.ItemDataRole.ToolTipRole and col == STATUS_COL and case.status == "excluded":
@@ -208,3 +230,21 @@ class WorklistFilter(QSortFilterProxyModel):
         if self._statuses and case.status not in self._statuses:
             return False
         return not self._text or self._text in case.id.lower() or self._text in (case.patient_id or "").lower()
+
+
+def video_time_text(seconds: float | None) -> str:
+    """Time in the recording as h:mm:ss.s or m:ss.s (what a video player shows)."""
+    if seconds is None:
+        return ""
+    tenths = int(round(float(seconds) * 10))
+    h, rest = divmod(tenths, 36000)
+    m, rest = divmod(rest, 600)
+    sec = rest / 10
+    return f"{h}:{m:02d}:{sec:04.1f}" if h else f"{m}:{sec:04.1f}"
+
+
+def video_sort_key(case: Any, video: dict | None) -> Any:
+    """Video cases by file then time; cases not from a video last."""
+    if video is None:
+        return (1, "", 0.0, case.id)
+    return (0, video["video_path"], float(video["wli_time_s"]), case.id)
