@@ -92,3 +92,4 @@ def test_file_menu_import_video_fills_the_worklist_with_video_times(qtbot, tmp_p
     assert shown == f"{int(t // 60)}:{t % 60:04.1f}"
     tip = model.data(model.index(0, VIDEO_COL), Qt.ItemDataRole.ToolTipRole)
     assert tip.startswith(f"lx.mp4: WLI frame {prov['wli_frame']}") and f"NBI frame {prov['nbi_frame']}" in tip
+    assert not win.worklist.isColumnHidden(VIDEO_COL)  # shown once a case came from a video
