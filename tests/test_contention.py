@@ -1,0 +1,142 @@
+"""Issue 17: fast on a busy machine. Thread policy before torch loads, a low-priority trainer,
+prefetch of the next cases in the inference worker, and a first start whose demo build does not
+hold the window back. Speed itself is measured by benchmarks (bench_inference/bench_startup
+--load, bench_brush --background); these tests check the behaviour behind it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from model import cpu_policy
+from tests.viewer_fixtures import (  # noqa: F401 - fixtures
+    FakePredictor,
+    gui_workspace,
+    make_window,
+    pair_folder,
+    register_random_model,
+    settle,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME", cpu_policy.LOW_PRIORITY_ENV)}
+    env.update(extra)
+    return env
+
+
+# ---- thread policy and priority ------------------------------------------------------------------
+def test_thread_policy_sets_passive_wait_and_count_but_keeps_what_the_user_chose() -> None:
+    env: dict[str, str] = {}
+    done = cpu_policy.apply_thread_policy(environ=env)
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["KMP_BLOCKTIME"] == "0"
+    assert env["OMP_NUM_THREADS"] == str(cpu_policy.app_threads()) and done == env
+    assert 1 <= cpu_policy.app_threads() <= cpu_policy.MAX_APP_THREADS
+    mine = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}
+    cpu_policy.apply_thread_policy(environ=mine)
+    assert mine["OMP_NUM_THREADS"] == "1" and mine["OMP_WAIT_POLICY"] == "ACTIVE"
+    only_wait: dict[str, str] = {}
+    cpu_policy.apply_thread_policy(environ=only_wait, count=False)
+    assert "OMP_NUM_THREADS" not in only_wait and only_wait["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_main_sets_the_policy_before_torch_loads_and_torch_follows_it() -> None:
+    """main.py's start-up, in a fresh interpreter: the policy is in place before torch is imported,
+    and the torch that loads afterwards runs the app's thread count."""
+    code = ("import sys, main\n"
+            "main._early_cpu_policy([])\n"
+            "before = 'torch' in sys.modules\n"
+            "import os, torch, json\n"
+            "print(json.dumps({'torch_before': before, 'wait': os.environ.get('OMP_WAIT_POLICY'),"
+            " 'threads': torch.get_num_threads()}))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_clean_env(), capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got == {"torch_before": False, "wait": "PASSIVE", "threads": cpu_policy.app_threads()}
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX nice values")
+@pytest.mark.parametrize("entry", ["main", "training"])
+def test_training_entry_lowers_its_priority_when_asked(entry: str) -> None:
+    """`ADF-Viewer -m training` (frozen) and `python -m training` (source) both lower their own
+    priority when the dialog sets ADF_LOW_PRIORITY=1, and only then."""
+    call = ("import main; main.main(['-m', 'training', '--help'])" if entry == "main" else
+            "from training.__main__ import main; main(['--help'])")
+    code = f"{call}\nimport os\nprint('NICE', os.getpriority(os.PRIO_PROCESS, 0))\n"
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def nice(env: dict[str, str]) -> int:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300, check=True).stdout
+        return int(next(line for line in out.splitlines() if line.startswith("NICE")).split()[1])
+
+    assert nice(_clean_env()) == base
+    assert nice(_clean_env(ADF_LOW_PRIORITY="1")) >= max(base, cpu_policy.NICE_INCREMENT)
+
+
+def test_train_dialog_starts_the_trainer_passive_with_fewer_threads_and_lower_priority(
+        qtbot, tmp_path, monkeypatch) -> None:
+    """The real dialog launches the trainer entry point; the process reports what it runs with."""
+    from viewer import train_dialog
+
+    probe = ("from training.__main__ import main; main(['--help'])\n"
+             "import os, json\n"
+             "print(json.dumps({'event': 'done', 'nice': os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "
+             "'getpriority') else None, 'wait': os.environ.get('OMP_WAIT_POLICY'), "
+             "'threads': os.environ.get('OMP_NUM_THREADS')}))\n")
+    monkeypatch.setattr(train_dialog, "training_command", lambda _args: (sys.executable, ["-c", probe]))
+    dlg = train_dialog.TrainDialog(tmp_path, [])
+    qtbot.addWidget(dlg)
+    with qtbot.waitSignal(dlg.finishedWith, timeout=120000) as blocker:
+        dlg.start_btn.click()
+    got = blocker.args[0]
+    assert got is not None, dlg.log.toPlainText()
+    assert got["wait"] == "PASSIVE"
+    assert got["threads"] == str(cpu_policy.background_threads())
+    if got["nice"] is not None:
+        assert got["nice"] >= cpu_policy.NICE_INCREMENT
+
+
+# ---- first start ----------------------------------------------------------------------------------
+def test_first_start_shows_the_window_before_the_demo_is_built(qtbot, tmp_path, monkeypatch) -> None:
+    """No workspace given or remembered: the window is up and responsive while the demo workspace
+    is built in another thread; then it opens on the demo."""
+    from training import demo
+    from viewer.app import make_app, settings_at, start_window
+
+    monkeypatch.setenv("ADF_VIEWER_DATA", str(tmp_path / "data"))
+    gate = threading.Event()
+    built_in: list[str] = []
+    real_build = demo.build_demo_workspace
+
+    def gated_build(dest, source=None):  # noqa: ANN001, ANN202
+        built_in.append(threading.current_thread().name)
+        assert gate.wait(60), "test never let the demo build run"
+        return real_build(dest, source)
+
+    monkeypatch.setattr(demo, "build_demo_workspace", gated_build)
+    make_app()
+    win, builder = start_window(SimpleNamespace(workspace=None, device="cpu"), settings_at(tmp_path / "s.ini"),
+                                predictor_factory=lambda _p, _d: FakePredictor())
+    qtbot.addWidget(win)
+    assert builder is not None and win.isVisible() and win.ws is None   # shown, demo not there yet
+    assert "demo" in win.statusBar().currentMessage().lower()
+    qtbot.waitUntil(lambda: bool(built_in), timeout=10000)
+    assert built_in[0] != threading.main_thread().name
+    win.next_case()                                                      # the UI answers meanwhile
+    gate.set()
+    qtbot.waitUntil(lambda: win.ws is not None, timeout=60000)
+    assert win.ws.root == tmp_path / "data" / "demo-workspace"
+    qtbot.waitUntil(lambda: win.current_session() is not None and win.current_session().prob is not None,
+                    timeout=20000)
+    builder.wait()
+    win.close()
