@@ -106,6 +106,152 @@ def test_train_dialog_starts_the_trainer_passive_with_fewer_threads_and_lower_pr
         assert got["nice"] >= cpu_policy.NICE_INCREMENT
 
 
+# ---- prefetch -------------------------------------------------------------------------------------
+def _ids_in_worklist_order(win) -> list[str]:
+    return [win.worklist_model.case_at(win.worklist_proxy.mapToSource(win.worklist_proxy.index(r, 0)).row()).id
+            for r in range(win.worklist_proxy.rowCount())]
+
+
+def test_the_next_cases_are_predicted_and_cached_before_the_clinician_opens_them(
+        qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
+    from training.store import Workspace
+
+    pred = FakePredictor()
+    win = make_window(qtbot, tmp_path, pred)
+    results = []
+    assert win.open_workspace(gui_workspace)
+    win.worker.resultReady.connect(results.append)
+    first, *following = _ids_in_worklist_order(win)
+    assert win.current_case_id == first and len(following) == 2
+    qtbot.waitUntil(lambda: win.worker.stats["prefetched"] == 2, timeout=20000)
+    with Workspace.open(gui_workspace) as ws:  # in the workspace, from another connection
+        for cid in following:
+            assert ws.cached_prediction(cid, pred.model_id) is not None
+            assert ws.case(cid).status == "predicted"
+    qtbot.waitUntil(lambda: win.worklist_model.case_at(win.worklist_model.row_of(following[0])).status == "predicted")
+    calls = len(pred.calls)
+    with qtbot.waitSignal(win.predictionShown, timeout=10000):
+        win.next_case()
+    assert win.current_case_id == following[0]
+    shown = [r for r in results if r.case_id == following[0]]
+    assert shown and shown[-1].origin == "memory"
+    assert len(pred.calls) == calls  # nothing was predicted again
+    assert win.current_session().mask.any()
+
+
+def test_a_prefetched_case_opens_from_memory_without_reading_its_images(qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
+    win = make_window(qtbot, tmp_path, FakePredictor())
+    assert win.open_workspace(gui_workspace)
+    second = _ids_in_worklist_order(win)[1]
+    qtbot.waitUntil(lambda: win.worker.kept_images(second) is not None, timeout=20000)
+
+    def no_disk(_case_id: str):
+        raise AssertionError("the window read an image the worker had in memory")
+
+    win.ws.load_wli = no_disk
+    win.ws.load_nbi = no_disk
+    with qtbot.waitSignal(win.predictionShown, timeout=10000):
+        win.next_case()
+    assert win.current_case_id == second and win.image_rgb is not None
+
+
+def test_prefetch_stops_mid_prediction_when_the_clinician_asks_for_another_case(
+        qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
+    """A real (random-weight) ADF network: the prefetch of the second case is held inside its
+    forward pass; the clinician opens the third; the prefetch stops at the next block, the third
+    case is predicted and shown, and nothing of the stopped prefetch reaches the workspace."""
+    import torch
+
+    from model.predictor import Predictor
+    from training.store import Workspace
+
+    card = register_random_model(gui_workspace, tmp_path / "models", "adf-prefetch")
+    predictor = Predictor.load(card, device="cpu", tta=False)
+    held, release = threading.Event(), threading.Event()
+    seen_threads: dict[str, int] = {}
+    win = make_window(qtbot, tmp_path, predictor)
+    ids: list[str] = []
+
+    def hold(_module, _args) -> None:
+        worker = win.worker
+        job = "prefetch" if worker is not None and worker._prefetching is not None else "request"
+        seen_threads.setdefault(job, torch.get_num_threads())
+        if job == "prefetch" and worker._prefetching == ids[1] and not held.is_set():
+            held.set()
+            assert release.wait(30), "test never released the prefetch"
+
+    predictor.net.enc_n.register_forward_pre_hook(hold)  # mid-forward: the WLI encoder has run
+    assert win.open_workspace(gui_workspace)
+    ids[:] = _ids_in_worklist_order(win)
+    qtbot.waitUntil(held.is_set, timeout=60000)          # the second case's prefetch is mid-forward
+    win._select_proxy_row(2)                             # the clinician jumps to the third case
+    assert win.current_case_id == ids[2]
+    release.set()
+    qtbot.waitUntil(lambda: win.current_session().prob is not None, timeout=60000)
+    assert win.worker.stats["preempted"] == 1
+    with Workspace.open(gui_workspace) as ws:
+        assert ws.cached_prediction(ids[2], "adf-prefetch") is not None
+        assert ws.cached_prediction(ids[1], "adf-prefetch") is None   # the stopped prefetch left nothing
+        assert ws.case(ids[1]).status == "new"
+    # prefetch runs on one core less than the clinician's own predictions
+    assert seen_threads["prefetch"] == min(cpu_policy.background_threads(), seen_threads["request"])
+
+
+def test_a_clinicians_request_jumps_ahead_of_the_prefetch_queue(qtbot, gui_workspace) -> None:  # noqa: F811
+    """The worker on its own: prefetch [second, third] is held in the second case; a request for the
+    first case is answered next, before the third case's prefetch."""
+    from training.store import Workspace
+    from viewer.inference import InferenceWorker
+
+    gate = threading.Event()
+    started: list[tuple[int, int]] = []
+
+    class Held(FakePredictor):
+        def predict(self, wli, nbi=None, homography=None):  # noqa: ANN001, ANN201
+            started.append(wli.shape[:2])
+            if worker._prefetching is not None and not gate.is_set():
+                assert gate.wait(30)
+            return super().predict(wli, nbi, homography)
+
+    with Workspace.open(gui_workspace) as ws:
+        cases = sorted(ws.cases(), key=lambda c: c.id)
+    shape = {c.id: (c.height, c.width) for c in cases}
+    pred = Held()
+    worker = InferenceWorker(gui_workspace, None, "cpu", lambda _p, _d: pred)
+    shown: list[str] = []
+    worker.resultReady.connect(lambda r: shown.append(r.case_id))
+    worker.start()
+    try:
+        worker.set_prefetch([cases[1].id, cases[2].id])
+        qtbot.waitUntil(lambda: len(started) == 1, timeout=20000)      # the second case is held
+        request_id = worker.request(cases[0].id)
+        gate.set()
+        qtbot.waitUntil(lambda: len(started) == 3 and worker.stats["prefetched"] == 2, timeout=20000)
+        assert started == [shape[cases[1].id], shape[cases[0].id], shape[cases[2].id]]
+        assert shown == [cases[0].id] and request_id > 0
+    finally:
+        worker.stop()
+
+
+def test_a_failing_prefetch_stays_quiet(qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
+    """Background work never puts a banner in front of the clinician; their own case still predicts."""
+    failed: list[str] = []
+
+    class FailsOnOthers(FakePredictor):
+        def predict(self, wli, nbi=None, homography=None):  # noqa: ANN001, ANN201
+            if win.worker._prefetching is not None:
+                failed.append(win.worker._prefetching)
+                raise RuntimeError("simulated failure in the background")
+            return super().predict(wli, nbi, homography)
+
+    win = make_window(qtbot, tmp_path, FailsOnOthers())
+    assert win.open_workspace(gui_workspace)
+    qtbot.waitUntil(lambda: win.current_session() is not None and win.current_session().prob is not None)
+    qtbot.waitUntil(lambda: len(failed) == 2, timeout=20000)
+    settle(0.2)
+    assert not win.pair.banner.isVisible()
+
+
 # ---- first start ----------------------------------------------------------------------------------
 def test_first_start_shows_the_window_before_the_demo_is_built(qtbot, tmp_path, monkeypatch) -> None:
     """No workspace given or remembered: the window is up and responsive while the demo workspace
