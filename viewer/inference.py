@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 MEMORY_RESULTS = 8     # recent results (prob + mask + images) kept for instant case switches
 PREFETCH_DEPTH = 3     # how many following cases the window asks for
+PREFETCH_SETTLE_S = 0.15  # after the clinician asks for something, prefetch waits this long: the
+                          # case switch paints without a prediction competing for the CPU and the GIL
 
 
 class Preempted(Exception):
@@ -117,6 +119,7 @@ class InferenceWorker(QThread):
         self._prefetch: list[str] = []            # still to prefetch, in order
         self._wanted: list[str] = []              # the window's latest prefetch list
         self._prefetching: str | None = None      # case being prefetched right now
+        self._prefetch_after = 0.0                # time.monotonic() before which no prefetch starts
         self._preempt = threading.Event()         # set: the running prefetch must stop
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self._model_id: str | None = None          # the active model's id (from its card; no torch)
@@ -132,6 +135,7 @@ class InferenceWorker(QThread):
         with self._cond:
             self._next_id += 1
             request_id = self._next_id
+            self._prefetch_after = time.monotonic() + PREFETCH_SETTLE_S
             kept = self._kept.get(case_id)
             if kept is not None and kept.model_id == self._active_model_id():
                 self._kept.move_to_end(case_id)
@@ -143,7 +147,7 @@ class InferenceWorker(QThread):
                 return request_id
             self._pending = (request_id, case_id)
             if self._prefetching is not None and self._prefetching != case_id:
-                self._preempt.set()  # the case being prefetched is the one asked for: let it finish
+                self._preempt.set()  # stop prefetching another case (the one asked for is let finish)
             self._cond.notify()
             return request_id
 
@@ -151,6 +155,7 @@ class InferenceWorker(QThread):
         """The cases to predict in the background, in this order (replaces the previous list)."""
         with self._cond:
             self._wanted = list(dict.fromkeys(case_ids))
+            self._prefetch_after = time.monotonic() + PREFETCH_SETTLE_S
             self._prefetch = [c for c in self._wanted if c not in self._kept]
             running = self._prefetching
             asked = self._pending[1] if self._pending is not None else None
@@ -233,6 +238,10 @@ class InferenceWorker(QThread):
                         job = (0, self._batch.pop(0))
                         batch_item = True
                     else:
+                        settle = self._prefetch_after - time.monotonic()
+                        if settle > 0:  # the clinician just asked for something: let the UI finish first
+                            self._cond.wait(settle)
+                            continue
                         self._prefetching = self._prefetch.pop(0)
                 if self._prefetching is not None:
                     self._run_prefetch(self._prefetching)
