@@ -232,10 +232,14 @@ def main() -> int:
     ap.add_argument("--load", type=int, default=0, help="also measure with N busy processes (0: quiet only)")
     ap.add_argument("--no-next-case", action="store_true")
     ap.add_argument("--no-worklist", action="store_true")
+    ap.add_argument("--no-preload", action="store_true",
+                    help="start the app with ADF_NO_PRELOAD=1 (torch imported by the worker, after the window)")
     args = ap.parse_args()
+    if args.no_preload:
+        os.environ["ADF_NO_PRELOAD"] = "1"
     from training.demo import build_demo_workspace
 
-    result: dict = {"quiet_machine": machine()}
+    result: dict = {"quiet_machine": machine(), "torch_preload": not args.no_preload}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         demo = build_demo_workspace(tmp_path / "demo")
