@@ -7,7 +7,7 @@ depend on the weights).  The ADF time includes every test-time flip view its car
 (``adf_views`` network passes, as the app runs it); the U-Net runs one.
 
 Threads as the app runs them (model/cpu_policy.py, set before torch loads): passive OpenMP
-waiting and min(physical cores, 4) threads; ``--omp-wait default`` leaves OpenMP's own spinning
+waiting and half the physical cores (1 to 4) threads; ``--omp-wait default`` leaves OpenMP's own spinning
 wait (the behaviour before issue 17) for comparison, ``--threads`` overrides the count.
 
 ``--load N`` measures twice in one run: quiet, then with N busy processes started by the

@@ -46,12 +46,19 @@ def physical_cores() -> int:
 
 
 def app_threads() -> int:
-    """Intra-op threads for the app's predictions: the physical cores, at most MAX_APP_THREADS."""
-    return max(1, min(physical_cores(), MAX_APP_THREADS))
+    """Intra-op threads for the app's predictions: half the physical cores, 1 to MAX_APP_THREADS.
+
+    The tiny model scales poorly (2 threads: 1.37x one thread on this 2-core EPYC), and on a
+    shared machine every extra thread is one more that a parallel region waits for when the
+    scheduler gives its core away: next to two busy processes one thread predicted faster than
+    two (168 vs 182 ms, docs/MODEL.md). Half the cores also leaves the window, and the
+    clinician's other programs, a core during a prediction."""
+    return max(1, min(physical_cores() // 2, MAX_APP_THREADS))
 
 
 def background_threads() -> int:
-    """Threads for background work (prefetch, the Train dialog's trainer): one core left for the window."""
+    """Threads for background work (the Train dialog's trainer; prefetch uses at most this and at
+    most the app's count): one core left for the window."""
     return max(1, physical_cores() - 1)
 
 

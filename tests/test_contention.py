@@ -193,7 +193,7 @@ def test_prefetch_stops_mid_prediction_when_the_clinician_asks_for_another_case(
         assert ws.cached_prediction(ids[2], "adf-prefetch") is not None
         assert ws.cached_prediction(ids[1], "adf-prefetch") is None   # the stopped prefetch left nothing
         assert ws.case(ids[1]).status == "new"
-    # prefetch runs on one core less than the clinician's own predictions
+    # prefetch leaves a core (cores - 1 threads at most) and never uses more than a request
     assert seen_threads["prefetch"] == min(cpu_policy.background_threads(), seen_threads["request"])
 
 

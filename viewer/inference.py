@@ -13,7 +13,7 @@ and keeps the last results, with the decoded images, in memory. Moving to such a
 served from memory on the UI thread's next event-loop turn, without waiting for the thread. The
 prefetch yields at once: a clinician's request (or a batch, a model switch, a stop) interrupts
 a prefetch prediction between two network blocks (a forward pre-hook raises `Preempted`), and
-prefetch runs with one thread less than the cores so the brush keeps a core.
+prefetch runs on at most cores - 1 torch threads (and no more than a request) so the brush keeps a core.
 """
 from __future__ import annotations
 
@@ -317,7 +317,7 @@ class InferenceWorker(QThread):
         net._adf_preempt_owner = holder
 
     def _use_threads(self, prefetch: bool) -> None:
-        """Prefetch on one core less than the clinician's own requests (CPU torch models only)."""
+        """Prefetch on at most cores - 1 threads, never more than the clinician's own requests (CPU torch models)."""
         predictor = self._predictor
         if predictor is None or getattr(predictor, "device", "cpu") != "cpu" or not hasattr(predictor, "net"):
             return
