@@ -173,7 +173,8 @@ def _report_startup(win: Any, t_start: float) -> None:
     def on_overlay(_case_id: str) -> None:
         from viewer.timeline import snapshot
 
-        print(json.dumps({"event": "first_overlay", "t": time.time(), "stages": snapshot()}), flush=True)
+        print(json.dumps({"event": "first_overlay", "t": time.time(), "stages": snapshot(),
+                          "cpu_s": round(time.process_time(), 3)}), flush=True)
         if os.environ.get("ADF_VIEWER_REPORT_STARTUP") == "exit":
             QTimer.singleShot(0, win.close)
 
