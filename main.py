@@ -34,25 +34,6 @@ def _early_cpu_policy(raw: list[str]) -> None:
         apply_thread_policy()
 
 
-def _preload_torch() -> None:
-    """Import torch in a background thread while Qt builds the window (ADF_NO_PRELOAD=1: off).
-
-    torch's import is the longest stage of start-up (~1.6 s of CPU here); started at once it
-    runs beside Qt's import and the window's construction instead of after them (first overlay
-    ~0.3 s sooner on a quiet 2-core machine; the window ~0.3 s later, still well under a second).
-    The worker's own import waits for this one (Python's import lock), never imports twice. Not a
-    daemon: the interpreter never shuts down under a half-done import."""
-    import threading
-
-    def load() -> None:
-        try:
-            import torch  # noqa: F401
-        except Exception:  # noqa: BLE001 - the worker imports it again and reports the error
-            pass
-
-    threading.Thread(target=load, name="preload-torch").start()
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ADF-Viewer", description="Paired WLI/NBI endoscopy viewer (research use only).")
     p.add_argument("--workspace", help="workspace folder to open (default: the last one, else the demo workspace)")
@@ -74,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return training_main(raw[2:])
     args = parse_args(raw)
-    if not os.environ.get("ADF_NO_PRELOAD"):
-        _preload_torch()
     from viewer.timeline import STAMPS
 
     STAMPS.setdefault("python_ready", T_START_WALL)  # interpreter up, main.py running

@@ -5,7 +5,7 @@ workspace>``, offscreen) of the time from spawning the process to the window bei
 the first prediction painted on the overlay (no cached prediction: each run gets a fresh copy).
 ``stages_ms`` are the medians of viewer/timeline.py's stamps, in ms after the spawn: interpreter
 up, Qt ready, window shown, workspace open (first case on screen, prediction asked), torch and
-the model code imported (torch starts loading in a thread at "python_ready"), model loaded,
+the model code imported (by the worker, after the window), model loaded,
 first prediction done, overlay painted.
 First run: the same with no workspace given or remembered (empty user data folder), so the demo
 workspace is built (in a thread, after the window is shown).
@@ -232,14 +232,10 @@ def main() -> int:
     ap.add_argument("--load", type=int, default=0, help="also measure with N busy processes (0: quiet only)")
     ap.add_argument("--no-next-case", action="store_true")
     ap.add_argument("--no-worklist", action="store_true")
-    ap.add_argument("--no-preload", action="store_true",
-                    help="start the app with ADF_NO_PRELOAD=1 (torch imported by the worker, after the window)")
     args = ap.parse_args()
-    if args.no_preload:
-        os.environ["ADF_NO_PRELOAD"] = "1"
     from training.demo import build_demo_workspace
 
-    result: dict = {"quiet_machine": machine(), "torch_preload": not args.no_preload}
+    result: dict = {"quiet_machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         demo = build_demo_workspace(tmp_path / "demo")

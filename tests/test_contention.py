@@ -255,7 +255,7 @@ def test_a_failing_prefetch_stays_quiet(qtbot, tmp_path, gui_workspace) -> None:
 # ---- first start ----------------------------------------------------------------------------------
 def test_first_start_shows_the_window_before_the_demo_is_built(qtbot, tmp_path, monkeypatch) -> None:
     """No workspace given or remembered: the window is up and responsive while the demo workspace
-    is built in another thread; then it opens on the demo."""
+    is built in another thread (torch is imported beside it); then it opens on the demo."""
     from training import demo
     from viewer.app import make_app, settings_at, start_window
 
@@ -275,6 +275,7 @@ def test_first_start_shows_the_window_before_the_demo_is_built(qtbot, tmp_path, 
                                 predictor_factory=lambda _p, _d: FakePredictor())
     qtbot.addWidget(win)
     assert builder is not None and win.isVisible() and win.ws is None   # shown, demo not there yet
+    assert builder.preload is not None and builder.preload.name == "preload-torch"  # torch loads beside the build
     assert "demo" in win.statusBar().currentMessage().lower()
     qtbot.waitUntil(lambda: bool(built_in), timeout=10000)
     assert built_in[0] != threading.main_thread().name
