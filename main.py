@@ -9,10 +9,29 @@ from __future__ import annotations
 import time
 
 T_START = time.perf_counter()
+T_START_WALL = time.time()
 
 import argparse  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+
+from model.cpu_policy import (  # noqa: E402 - imports neither torch nor Qt
+    apply_low_priority_request,
+    apply_thread_policy,
+)
+
+
+def _early_cpu_policy(raw: list[str]) -> None:
+    """Thread policy before anything loads torch (OpenMP reads it once; see model/cpu_policy.py).
+
+    The app gets passive OpenMP waiting and its thread count; ``-m training`` (the Train
+    dialog's trainer in the frozen app) gets the passive wait, keeps the count its parent gave
+    it, and lowers its own priority when the dialog asked."""
+    if raw[:2] == ["-m", "training"]:
+        apply_thread_policy(count=False)
+        apply_low_priority_request()
+    else:
+        apply_thread_policy()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
+    _early_cpu_policy(raw)
     if raw[:2] == ["-m", "training"]:
         # The frozen app has no separate Python: "ADF-Viewer -m training train ..." runs the CLI
         # (the Train dialog uses this form from source and when frozen alike).
@@ -35,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return training_main(raw[2:])
     args = parse_args(raw)
+    from viewer.timeline import STAMPS
+
+    STAMPS.setdefault("python_ready", T_START_WALL)  # interpreter up, main.py running
     os.environ.setdefault("QT_DRIVER", "PySide6")
     from viewer import app
 

@@ -31,6 +31,7 @@ import torch
 from model.adf import ADFNet
 from model.card import card_id, load_model, test_time_flips
 from model.config import ADFConfig
+from model.cpu_policy import app_threads
 from model.postprocess import postprocess_mask
 
 log = logging.getLogger(__name__)
@@ -47,33 +48,15 @@ class Prediction:
     ms: dict[str, float] = field(default_factory=dict)  # pre, infer, post, total
 
 
-def physical_cores() -> int:
-    """Physical cores available to this process (hyper-threads do not help these kernels)."""
-    try:
-        avail = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        avail = os.cpu_count() or 1
-    cores: set[tuple[str, str]] = set()
-    try:
-        phys = core = ""
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":", 1)[1].strip()
-                elif line.startswith("core id"):
-                    core = line.split(":", 1)[1].strip()
-                    cores.add((phys, core))
-    except OSError:
-        pass
-    return max(1, min(avail, len(cores) or avail))
-
-
 def default_threads() -> None:
-    """torch threads: min(physical cores, 4) unless OMP_NUM_THREADS says otherwise (once)."""
+    """torch threads: the app's count (model.cpu_policy) unless OMP_NUM_THREADS says otherwise (once).
+
+    main.py sets OMP_NUM_THREADS and the passive wait before torch loads; this covers other
+    callers (scripts, tests) that import the predictor directly."""
     global _THREADS_SET
     if _THREADS_SET or os.environ.get("OMP_NUM_THREADS"):
         return
-    torch.set_num_threads(min(physical_cores(), 4))
+    torch.set_num_threads(app_threads())
     _THREADS_SET = True
 
 

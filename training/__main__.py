@@ -30,6 +30,12 @@ def _usage() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to ``<module>.main(argv)``; returns its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # Before any command imports torch: passive OpenMP waiting (a busy machine otherwise slows
+    # training many times over), and a lower priority when the Train dialog asked for it.
+    from model.cpu_policy import apply_low_priority_request, apply_thread_policy
+
+    apply_thread_policy(count=False)
+    apply_low_priority_request()
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage(), file=sys.stdout if args else sys.stderr)
         return 0 if args else 2

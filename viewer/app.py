@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -60,17 +61,111 @@ def settings_at(path: Path | None = None) -> Any:
     return QSettings(APP_ORG, APP_NAME)
 
 
-def choose_workspace(requested: str | None, settings: Any) -> Path:
-    """--workspace, else the last one used, else the demo workspace (built on first run)."""
+def choose_workspace(requested: str | None, settings: Any) -> Path | None:
+    """--workspace, else the last one used; None: the demo workspace (`start_window` builds it)."""
     if requested:
         return Path(requested).expanduser()
     last = settings.value("last_workspace", "")
     if last and (Path(str(last)) / "workspace.sqlite").is_file():
         return Path(str(last))
-    from training.demo import build_demo_workspace
-    from training.paths import default_demo_workspace
+    return None
 
-    return build_demo_workspace(default_demo_workspace())
+
+class DemoBuilder:
+    """Builds (or updates) the demo workspace in a worker thread, then opens it in the window.
+
+    A first start imports and registers the demo pairs (1.4 s on a quiet 2-core machine): done on
+    the UI thread it kept the window from appearing. Now the window shows at once with a status
+    line, and opens the demo when it is ready."""
+
+    def __init__(self, win: Any) -> None:
+        from PySide6.QtCore import QObject, QThread, Signal
+
+        class _Thread(QThread):
+            built = Signal(str)
+            failed = Signal(str)
+
+            def run(self) -> None:  # noqa: D401
+                try:
+                    from training import demo, paths
+
+                    self.built.emit(str(demo.build_demo_workspace(paths.default_demo_workspace())))
+                except Exception as exc:  # noqa: BLE001 - one clear line in the window
+                    self.failed.emit(str(exc) or exc.__class__.__name__)
+
+        assert isinstance(win, QObject)
+        self.win = win
+        self.preload: threading.Thread | None = None
+        self.thread = _Thread()
+        self.thread.built.connect(self._built)
+        self.thread.failed.connect(self._failed)
+
+    def start(self) -> None:
+        self.win.statusBar().showMessage("Preparing the demo workspace (first start)…")
+        self.win.busy.show()
+        self.thread.start()
+        self.preload = preload_torch()
+
+    def _built(self, path: str) -> None:
+        self.win.busy.hide()
+        self.win.statusBar().clearMessage()
+        # the clinician may have opened another workspace meanwhile: keep it
+        if self.win.ws is None and not self.win.open_workspace(Path(path)):
+            print(f"ADF Viewer: cannot open workspace {path}", file=sys.stderr)
+        from viewer.timeline import stamp
+
+        stamp("workspace_open")
+
+    def _failed(self, message: str) -> None:
+        self.win.busy.hide()
+        self.win._error_dialog("Cannot prepare the demo workspace", message)
+        print(f"ADF Viewer: cannot prepare the demo workspace: {message}", file=sys.stderr)
+
+    def wait(self) -> None:
+        """Let a build in progress finish (it renames a complete workspace into place) before exit."""
+        self.thread.wait()
+        if self.preload is not None:
+            self.preload.join()
+
+
+def preload_torch() -> threading.Thread:
+    """Import torch in a thread now (the worker's own import then waits for it, never imports twice).
+
+    Only beside the first-run demo build: that build is mostly OpenCV and SQLite work, which
+    releases the GIL, so the two really run in parallel on two cores. At a plain start the
+    import would only compete with Qt for the GIL: measured on 2 cores, the window came 0.6 s
+    later and the first overlay no sooner (docs/DESIGN-NOTES.md 21). Not a daemon: the
+    interpreter never shuts down under a half-done import."""
+    def load() -> None:
+        try:
+            import torch  # noqa: F401
+        except Exception:  # noqa: BLE001 - the worker imports it again and reports the error
+            pass
+
+    thread = threading.Thread(target=load, name="preload-torch")
+    thread.start()
+    return thread
+
+
+def start_window(args: Any, settings: Any, **window_kwargs: Any) -> tuple[Any, DemoBuilder | None]:
+    """Show the main window, then open the workspace; the demo workspace is built off the UI thread.
+
+    Returns the window and the demo builder (None when a workspace was given or remembered)."""
+    from viewer.main_window import MainWindow
+    from viewer.timeline import stamp
+
+    win = MainWindow(settings, device=args.device, **window_kwargs)
+    win.show()
+    stamp("window_shown")
+    ws_path = choose_workspace(args.workspace, settings)
+    if ws_path is None:
+        builder = DemoBuilder(win)
+        builder.start()
+        return win, builder
+    if not win.open_workspace(ws_path):
+        print(f"ADF Viewer: cannot open workspace {ws_path}", file=sys.stderr)
+    stamp("workspace_open")
+    return win, None
 
 
 def run(args: Any, t_start: float) -> int:
@@ -79,22 +174,17 @@ def run(args: Any, t_start: float) -> int:
         print("ADF Viewer needs a display. No DISPLAY or WAYLAND_DISPLAY is set; run it on a desktop, "
               "or set QT_QPA_PLATFORM=offscreen for a headless self-test.", file=sys.stderr)
         return 2
-    app = make_app()
-    from viewer.main_window import MainWindow
+    from viewer.timeline import stamp
 
-    settings = settings_at()
-    try:
-        ws_path = choose_workspace(args.workspace, settings)
-    except Exception as exc:  # noqa: BLE001 - one clear line, no traceback
-        print(f"ADF Viewer: cannot prepare the workspace: {exc}", file=sys.stderr)
-        return 1
-    win = MainWindow(settings, device=args.device)
-    win.show()
-    if not win.open_workspace(ws_path):
-        print(f"ADF Viewer: cannot open workspace {ws_path}", file=sys.stderr)
+    app = make_app()
+    stamp("qt_ready")
+    win, builder = start_window(args, settings_at())
     if os.environ.get("ADF_VIEWER_REPORT_STARTUP"):
         _report_startup(win, t_start)
-    return app.exec()
+    code = app.exec()
+    if builder is not None:
+        builder.wait()
+    return code
 
 
 def _report_startup(win: Any, t_start: float) -> None:
@@ -105,7 +195,10 @@ def _report_startup(win: Any, t_start: float) -> None:
     print(json.dumps({"event": "window_shown", "t": shown}), flush=True)
 
     def on_overlay(_case_id: str) -> None:
-        print(json.dumps({"event": "first_overlay", "t": time.time()}), flush=True)
+        from viewer.timeline import snapshot
+
+        print(json.dumps({"event": "first_overlay", "t": time.time(), "stages": snapshot(),
+                          "cpu_s": round(time.process_time(), 3)}), flush=True)
         if os.environ.get("ADF_VIEWER_REPORT_STARTUP") == "exit":
             QTimer.singleShot(0, win.close)
 

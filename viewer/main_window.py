@@ -50,7 +50,7 @@ from training.store import RevisionConflict, WorkspaceError
 from viewer import mask_ops, save_conflict
 from viewer.actions import ACTIONS, LAYOUT_LABELS, MENUS, OPERATIONS, TOOL_SHORTCUTS, TUMOUR_FREE_NOTE
 from viewer.clicks import marker_points, model_file_is_interactive
-from viewer.inference import ClickResult, InferenceWorker, PredictionResult, PredictorFactory
+from viewer.inference import PREFETCH_DEPTH, ClickResult, InferenceWorker, PredictionResult, PredictorFactory
 from viewer.pair_view import LAYOUTS, PairView
 from viewer.tools import CLICK, NAVIGATE, TOOL_LABELS, CaseSession, EditController
 from viewer.worklist import (
@@ -501,6 +501,7 @@ class MainWindow(QMainWindow):
         self.worker.busyChanged.connect(self.busy.setVisible)
         self.worker.batchProgress.connect(self._on_batch_progress)
         self.worker.batchFinished.connect(self._on_batch_finished)
+        self.worker.prefetched.connect(self._on_prefetched)
         self.worker.start()
 
     def _stop_worker(self) -> None:
@@ -599,8 +600,8 @@ class MainWindow(QMainWindow):
             self.save_current("case switch")
         case = self.ws.case(case_id)
         try:
-            wli = self.ws.load_wli(case_id)
-            nbi = self.ws.load_nbi(case_id)
+            kept = self.worker.kept_images(case_id) if self.worker is not None else None  # prefetched: no decode
+            wli, nbi = kept if kept is not None else (self.ws.load_wli(case_id), self.ws.load_nbi(case_id))
         except Exception as exc:  # noqa: BLE001 - unreadable file: say so, keep the app usable
             self.pair.show_error(f"Cannot show case {case_id}: {exc}")
             return
@@ -706,6 +707,21 @@ class MainWindow(QMainWindow):
             return
         self.prediction_errors.pop(self.current_case_id, None)
         self.current_request = self.worker.request(self.current_case_id)
+        self._update_prefetch()
+
+    def _update_prefetch(self) -> None:
+        """Have the worker predict the next cases in worklist order while the clinician works on this one."""
+        if self.worker is None:
+            return
+        row = self.worklist.currentIndex().row()
+        end = min(self.worklist_proxy.rowCount(), row + 1 + PREFETCH_DEPTH)
+        ids = [self.worklist_model.case_at(self.worklist_proxy.mapToSource(self.worklist_proxy.index(r, 0)).row()).id
+               for r in range(row + 1, end)] if row >= 0 else []
+        self.worker.set_prefetch(ids)
+
+    def _on_prefetched(self, case_id: str) -> None:
+        if self.ws is not None:  # a prefetched "new" case is now "predicted"
+            self.worklist_model.update_case(self.ws.case(case_id))
 
     def _on_prediction(self, result: PredictionResult) -> None:
         if result.request_id and result.request_id != self.current_request:

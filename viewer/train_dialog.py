@@ -58,6 +58,21 @@ def training_command(args: list[str]) -> tuple[str, list[str]]:
     return sys.executable, ["-m", "training", *args]
 
 
+def trainer_environment() -> QProcessEnvironment:
+    """The trainer's environment: unbuffered JSON lines, and the background CPU policy.
+
+    Passive OpenMP waiting, one thread less than the cores and ``ADF_LOW_PRIORITY=1`` (the
+    trainer lowers its own priority before it starts any thread; model/cpu_policy.py), so the
+    window, the clinician's predictions and the brush stay responsive while it trains."""
+    from model.cpu_policy import background_environment
+
+    env = QProcessEnvironment.systemEnvironment()
+    for key, value in background_environment({}).items():
+        env.insert(key, value)
+    env.insert("PYTHONUNBUFFERED", "1")
+    return env
+
+
 class LossPlot(QWidget):
     """A minimal live plot: training loss and validation Dice per epoch (no plotting library)."""
 
@@ -187,9 +202,7 @@ class TrainDialog(QDialog):
         """Launch the trainer; progress comes from its JSON lines on stdout."""
         program, args = training_command(self.arguments())
         self.process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        self.process.setProcessEnvironment(env)
+        self.process.setProcessEnvironment(trainer_environment())
         # From source, `python -m training` needs the repository as its working folder; the frozen app
         # carries its modules, so it runs in the workspace and never touches its own folder.
         self.process.setWorkingDirectory(str(self.workspace_root if getattr(sys, "frozen", False) else ROOT))
