@@ -51,6 +51,7 @@ from training.imageio import (
     write_bytes_atomic,
     write_png_atomic,
 )
+from training.metrics import dice_iou
 from training.sharing import FsInfo
 
 __all__ = [
@@ -317,16 +318,6 @@ def _as_mask(arr: np.ndarray) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         return a >= 0.5
     return a > 0
-
-
-def dice_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU of two bool masks (both empty -> 1.0, 1.0: they agree)."""
-    inter = int(np.count_nonzero(a & b))
-    sa, sb = int(np.count_nonzero(a)), int(np.count_nonzero(b))
-    union = sa + sb - inter
-    if sa + sb == 0:
-        return 1.0, 1.0
-    return 2.0 * inter / (sa + sb), inter / union
 
 
 def pid_alive(pid: int) -> bool:

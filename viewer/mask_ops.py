@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from training.metrics import dice_iou as dice_iou  # the one Dice/IoU (training/metrics.py), re-exported
+
 BBox = tuple[int, int, int, int]
 
 FILL, OUTLINE, PROBABILITY = "fill", "outline", "probability"
@@ -191,16 +193,6 @@ def grabcut_refine(image_rgb: np.ndarray, mask: np.ndarray, sure_fg: np.ndarray 
     if res is None:
         return None
     return replace_into(mask, res[0].astype(mask.dtype))
-
-
-def dice_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU of two binary masks; two empty masks agree perfectly."""
-    a, b = a.astype(bool), b.astype(bool)
-    inter = int(np.count_nonzero(a & b))
-    sa, sb = int(np.count_nonzero(a)), int(np.count_nonzero(b))
-    if sa + sb == 0:
-        return 1.0, 1.0
-    return 2.0 * inter / (sa + sb), inter / (sa + sb - inter)
 
 
 # ----------------------------------------------------------------------------------------------
