@@ -82,8 +82,10 @@ import numpy as np
 
 from training.annotations import mask_to_coco_annotations, mask_to_labelme
 from training.imageio import TEMP_PREFIX, ImageReadError, encode_png, fsync_dir, sha256_bytes
+from training.sharing import pid_alive
 from training.splits import patient_key, split_by_patient
-from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, pid_alive, safe_id
+from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, safe_id
+from training.timestamps import utc_now
 
 __all__ = [
     "FORMATS",
@@ -429,7 +431,7 @@ def export_dataset(ws: Workspace, out_dir: os.PathLike | str, fmt: str,
             "tool": "ADF Viewer export", "version": 1, "complete": True, "entries": new_entries,
             "format": fmt, "keep_ids": bool(keep_ids), "statuses": wanted, "val_fraction": val_fraction,
             "seed": seed, "cases": summary["cases"], "train": summary["train"], "val": summary["val"],
-            "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")})
+            "created_at": utc_now("seconds")})
     except OSError as exc:
         raise ExportError(f"cannot write the export into {out}: {exc.strerror or exc}") from None
     finally:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from model.names import safe_id
 from training.metrics import dice_iou
-from training.store.maintenance import pid_alive
+from training.sharing import pid_alive
 from training.store.models import registered_model_id
 from training.store.records import (
     ANY,
@@ -42,10 +42,10 @@ from training.store.records import (
     RevisionConflict,
     WorkspaceError,
     is_workspace,
-    local_time,
 )
 from training.store.schema import MIGRATIONS, SCHEMA_VERSION
 from training.store.workspace import Workspace
+from training.timestamps import local_time
 
 __all__ = [
     "STATUSES",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.names import safe_id
+from model.names import safe_id, safe_model_id
 from training.imageio import ImageReadError, decode_rgb, read_file_bytes, write_png_atomic
 from training.store.records import WorkspaceError
 
@@ -21,7 +21,7 @@ class PredictionCacheMixin:
     """Workspace's prediction cache (uses its root, readonly, case)."""
 
     def prediction_path(self, case_id: str, model_id: str) -> Path:
-        return self.root / "predictions" / safe_id(case_id) / f"{safe_id(model_id, 96, 'model')}.png"
+        return self.root / "predictions" / safe_id(case_id) / f"{safe_model_id(model_id)}.png"
 
     def cached_prediction(self, case_id: str, model_id: str) -> np.ndarray | None:
         """The cached probability map (uint8, WLI size) of ``model_id`` for a case, or None."""

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from training.imageio import read_rgb
-from training.store.records import STATUSES, Case, _now
+from training.store.records import STATUSES, Case
+from training.timestamps import utc_now
 
 
 def _h_to_json(hm: np.ndarray) -> str:
@@ -142,7 +143,7 @@ class CasesMixin:
             if only_from is not None and row[0] not in set(only_from):
                 return False
             db.execute("UPDATE cases SET status=?, exclude_reason=?, updated_at=? WHERE id=?",
-                       (status, reason if status == "excluded" else None, _now(), case_id))
+                       (status, reason if status == "excluded" else None, utc_now(), case_id))
             self._event(db, "status", case_id, {"from": row[0], "to": status, "reason": reason, "author": author})
         return True
 
@@ -157,13 +158,13 @@ class CasesMixin:
                 raise KeyError(f"no case {case_id!r}")
             db.execute("UPDATE cases SET homography=?, reg_quality=?, reg_inliers=?, reg_error=?, reg_method=?, "
                        "updated_at=? WHERE id=?",
-                       (_h_to_json(hm), quality, inliers, _finite(reproj_error), method, _now(), case_id))
+                       (_h_to_json(hm), quality, inliers, _finite(reproj_error), method, utc_now(), case_id))
             self._event(db, "set_homography", case_id, {"old": json.loads(old[0]), "new": json.loads(_h_to_json(hm)),
                                                         "quality": quality, "method": method})
 
     def set_patient(self, case_id: str, patient_id: str | None) -> None:
         with self._write() as db:
             if db.execute("UPDATE cases SET patient_id=?, updated_at=? WHERE id=?",
-                          (patient_id, _now(), case_id)).rowcount == 0:
+                          (patient_id, utc_now(), case_id)).rowcount == 0:
                 raise KeyError(f"no case {case_id!r}")
             self._event(db, "set_patient", case_id, {"patient_id": patient_id})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 import sqlite3
 from pathlib import Path
@@ -20,18 +19,19 @@ import numpy as np
 
 from model.names import safe_id
 from training.imageio import (
-    TEMP_PREFIX,
     ImageReadError,
     decode_rgb,
     fsync_dir,
     read_file_bytes,
     read_mask,
     sha256_bytes,
+    temp_name,
     write_bytes_atomic,
     write_png_atomic,
 )
 from training.store.cases import _finite, _h_to_json
-from training.store.records import WorkspaceError, _now
+from training.store.records import WorkspaceError
+from training.timestamps import utc_now
 
 
 class ImportMixin:
@@ -105,8 +105,7 @@ class ImportMixin:
         w, h = size
         images = self.root / "images"
         masks = self.root / "masks"
-        tmp_img = images / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-import"
-        tmp_mask = masks / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-import"
+        tmp_img, tmp_mask = temp_name(images / "import"), temp_name(masks / "import")  # folders, renamed to the id
         wli_ext = _ext(wli_path, wli_bytes)
         nbi_ext = _ext(nbi_path, nbi_bytes) if nbi_bytes is not None else None
         placed: list[Path] = []
@@ -130,7 +129,7 @@ class ImportMixin:
                               (wli_sha, nbi_sha)).fetchone() is not None:
                     return None, "duplicate"
                 cid = self._unique_case_id(db, stem)
-                now = _now()
+                now = utc_now()
                 final_img = images / cid
                 os.rename(tmp_img, final_img)
                 placed.append(final_img)

@@ -14,25 +14,13 @@ from pathlib import Path
 
 from training import sharing
 from training.imageio import HOST_TAG, TEMP_PREFIX
+from training.sharing import pid_alive
 from training.store.records import _rel
 from training.store.revisions import _set_aside
 
 log = logging.getLogger(__name__)
 
 _TEMP_MAX_AGE_S = 24 * 3600  # a temp file of a live process older than this is stale anyway
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process id is running (temp files of live writers are never cleaned)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
 
 
 _TEMP_RE = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-(?:(h[0-9a-f]{8})-)?")

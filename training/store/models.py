@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 from pathlib import Path
 
 from model.card_file import ModelFileError, card_id, read_card_json
-from training.imageio import TEMP_PREFIX, fsync_dir, sha256_file, write_bytes_atomic
-from training.store.records import WorkspaceError, _now
+from training.imageio import fsync_dir, sha256_file, temp_name, write_bytes_atomic
+from training.store.records import WorkspaceError
+from training.timestamps import utc_now
 
 registered_model_id = card_id  # the id a workspace registers a model card under (model/card_file.py)
 
@@ -53,7 +53,7 @@ class ModelsMixin:
                 dest = self.root / "models"
                 try:
                     dest.mkdir(exist_ok=True)
-                    tmp = dest / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{model_id}.safetensors"
+                    tmp = temp_name(dest / f"{model_id}.safetensors")
                     shutil.copyfile(weights, tmp)
                     with open(tmp, "rb+") as fh:
                         os.fsync(fh.fileno())
@@ -68,7 +68,7 @@ class ModelsMixin:
                         tmp.unlink()
                     raise WorkspaceError(f"cannot copy model into {dest}: {exc.strerror or exc}") from None
                 db.execute("INSERT INTO models (id, card, path, sha256, active, created_at) VALUES (?,?,?,?,0,?)",
-                           (model_id, json.dumps(card), f"models/{model_id}.json", wsha, _now()))
+                           (model_id, json.dumps(card), f"models/{model_id}.json", wsha, utc_now()))
                 self._event(db, "register_model", None, {"model_id": model_id, "sha256": wsha,
                                                          "source": str(card_path)})
             if activate:

@@ -1,15 +1,16 @@
 """What the store holds and the errors it raises: the statuses and revision sources, the ``Case``
-and ``Revision`` records, ``WorkspaceError`` / ``RevisionConflict``, and the small helpers every
-part of the store shares (timestamps, paths). No I/O, no SQL here.
+and ``Revision`` records, ``WorkspaceError`` / ``RevisionConflict``, and two small helpers the
+parts share. No I/O, no SQL here; timestamps are training/timestamps.py's.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from training.timestamps import local_time
 
 STATUSES = ("new", "predicted", "in_progress", "corrected", "approved", "excluded")
 SOURCES = ("model", "human", "import")
@@ -95,18 +96,6 @@ class Revision:
     dice_vs_model: float | None
     iou_vs_model: float | None
     note: str | None
-
-
-def local_time(iso_utc: str) -> str:
-    """A stored UTC timestamp as the user's local "YYYY-MM-DD HH:MM" (the text itself if unparsable)."""
-    try:
-        return _dt.datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-    except (ValueError, AttributeError):
-        return str(iso_utc)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def is_workspace(path: os.PathLike | str) -> bool:

@@ -32,7 +32,8 @@ from training.imageio import (
     write_bytes_atomic,
 )
 from training.metrics import dice_iou
-from training.store.records import ANY, SOURCES, Revision, RevisionConflict, WorkspaceError, _Any, _now, _rel
+from training.store.records import ANY, SOURCES, Revision, RevisionConflict, WorkspaceError, _Any, _rel
+from training.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class RevisionsMixin:
                                      "(is another program writing this workspace without SQLite's lock?)") from None
             except OSError as exc:
                 raise WorkspaceError(f"cannot write revision {path}: {exc.strerror or exc}") from None
-            now = _now()
+            now = utc_now()
             try:
                 db.execute(
                     """INSERT INTO revisions (case_id, rev, source, author, model_id, parent_rev, mask_path, sha256,

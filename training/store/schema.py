@@ -11,7 +11,8 @@ import re
 import sqlite3
 from collections.abc import Callable
 
-from training.store.records import DB_NAME, WorkspaceError, _now
+from training.store.records import DB_NAME, WorkspaceError
+from training.timestamps import utc_now
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -166,7 +167,7 @@ class SchemaMixin:
                                      f"(schema {version} > {SCHEMA_VERSION})")
             for i in range(version, SCHEMA_VERSION):
                 MIGRATIONS[i](db)
-                db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (i + 1, _now()))
+                db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (i + 1, utc_now()))
                 self._event(db, "migrate", None, {"from": i, "to": i + 1})
 
     def schema_version(self) -> int:

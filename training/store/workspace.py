@@ -34,10 +34,11 @@ from training.store.cases import CasesMixin
 from training.store.importing import ImportMixin
 from training.store.maintenance import MaintenanceMixin
 from training.store.models import ModelsMixin
-from training.store.records import DB_NAME, Case, WorkspaceError, _now
+from training.store.records import DB_NAME, Case, WorkspaceError
 from training.store.revisions import RevisionsMixin
 from training.store.schema import SchemaMixin
 from training.store.video import VideoMixin
+from training.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ class Workspace(CasesMixin, ImportMixin, VideoMixin, RevisionsMixin, PredictionC
     @staticmethod
     def _event(db: sqlite3.Connection, kind: str, case_id: str | None, detail: dict | None) -> None:
         db.execute("INSERT INTO events (ts, kind, case_id, detail) VALUES (?, ?, ?, ?)",
-                   (_now(), kind, case_id, json.dumps(detail, default=str) if detail is not None else None))
+                   (utc_now(), kind, case_id, json.dumps(detail, default=str) if detail is not None else None))
 
     def log_event(self, kind: str, case_id: str | None = None, detail: dict | None = None) -> None:
         """Append one row to the audit log (the log is append-only: triggers refuse edits)."""
