@@ -82,6 +82,7 @@ import numpy as np
 
 from training.annotations import mask_to_coco_annotations, mask_to_labelme
 from training.imageio import TEMP_PREFIX, ImageReadError, encode_png, fsync_dir, sha256_bytes
+from training.progress_bar import ProgressBar
 from training.sharing import pid_alive
 from training.splits import patient_key, split_by_patient
 from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, safe_id
@@ -597,30 +598,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkspaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="case", desc=f"export {args.fmt}", file=sys.stderr, mininterval=0.5)
-        bar.update(done - bar.n)
-
     try:
-        summary = export_dataset(ws, args.out, args.fmt, statuses, args.val_fraction, args.seed,
-                                 args.keep_ids, progress, force=args.force, dataset_id=args.dataset_id)
+        with ProgressBar(f"export {args.fmt}", quiet=args.quiet) as progress:
+            summary = export_dataset(ws, args.out, args.fmt, statuses, args.val_fraction, args.seed,
+                                     args.keep_ids, progress, force=args.force, dataset_id=args.dataset_id)
     except (ExportError, WorkspaceError) as exc:
-        if bar is not None:
-            bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         ws.close()
-    if bar is not None:
-        bar.close()
     for note in summary.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(json.dumps({k: summary[k] for k in ("format", "cases", "train", "val", "out")}))
