@@ -82,6 +82,7 @@ import numpy as np
 
 from training.annotations import mask_to_coco_annotations, mask_to_labelme
 from training.imageio import TEMP_PREFIX, ImageReadError, encode_png, fsync_dir, sha256_bytes
+from training.paths import is_inside
 from training.progress_bar import ProgressBar
 from training.sharing import pid_alive
 from training.splits import patient_key, split_by_patient
@@ -185,14 +186,6 @@ def _check_part(part: str) -> str:
     return part
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except (ValueError, OSError, RuntimeError):
-        return False
-
-
 class _Staging:
     """Files written under one staging folder; every path checked to stay inside it."""
 
@@ -203,7 +196,7 @@ class _Staging:
 
     def path(self, *parts: str) -> Path:
         p = self.root.joinpath(*(_check_part(x) for x in parts))
-        if not _inside(p, self.root):
+        if not is_inside(p, self.root):
             raise ExportError(f"refusing to write outside the export folder: {p}")
         return p
 
@@ -211,7 +204,7 @@ class _Staging:
         """Write a new file (never replaces one, never follows a link); returns its sha256."""
         p = self.path(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
-        if not _inside(p.parent, self.root):
+        if not is_inside(p.parent, self.root):
             raise ExportError(f"refusing to write outside the export folder: {p}")
         with open(p, "xb") as fh:
             fh.write(data)
@@ -296,7 +289,7 @@ def _prepare_out(out: Path, new_entries: list[str], force: bool, ws_root: Path) 
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
     ws_root = ws_root.resolve()
-    if out == ws_root or any(_inside(out, ws_root / sub) for sub in ("images", "masks", "predictions", "models")):
+    if out == ws_root or any(is_inside(out, ws_root / sub) for sub in ("images", "masks", "predictions", "models")):
         raise ExportError(f"refusing to export into the workspace's own data ({out})")
     if not out.exists():
         return []

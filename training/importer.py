@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from training.imageio import IMAGE_EXTENSIONS, ImageReadError, image_size, read_rgb
+from training.paths import is_inside
 from training.progress_bar import ProgressBar
 from training.store import Workspace, WorkspaceError
 from training.video import VideoSettings, is_video
@@ -265,14 +266,6 @@ def _apply_coco(src: Path, specs: list[PairSpec], skipped: list[dict]) -> None:
                 spec.mask, spec.label = hit
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except (ValueError, OSError, RuntimeError):
-        return False
-
-
 def _scan_csv(src: Path) -> tuple[list[PairSpec], list[dict]]:
     specs: list[PairSpec] = []
     skipped: list[dict] = []
@@ -295,7 +288,7 @@ def _scan_csv(src: Path) -> tuple[list[PairSpec], list[dict]]:
                 return None, None
             p = Path(val)
             p = p if p.is_absolute() else base / p
-            if not _inside(p, base):
+            if not is_inside(p, base):
                 return None, f"{col} {val!r} escapes the CSV's folder"
             return p, None
 
