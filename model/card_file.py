@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from model.names import safe_id
+from model.names import safe_model_id
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "id", "preset", "config", "weights", "sha256")
@@ -43,7 +43,7 @@ def card_id(card: dict, card_path: os.PathLike | str | None = None) -> str:
     made filesystem-safe (the store registers it under this id, the predictor reports it, cached
     predictions are filed under it)."""
     stem = card_stem(card_path).name if card_path is not None else ""
-    return safe_id(str(card.get("model_id") or card.get("id") or stem), 96, "model")
+    return safe_model_id(str(card.get("model_id") or card.get("id") or stem))
 
 
 def read_card_json(path: os.PathLike | str) -> tuple[dict, Path]:

@@ -21,3 +21,9 @@ def safe_id(name: str, max_len: int = 48, default: str = "case") -> str:
     if s.split(".")[0].lower() in _WINDOWS_RESERVED:
         s = f"_{s}"
     return s
+
+
+def safe_model_id(name: str) -> str:
+    """A model's id made filesystem-safe (up to 96 characters, "model" when nothing is left): the
+    one rule behind model.card_file.card_id and the prediction cache's file names."""
+    return safe_id(name, 96, "model")

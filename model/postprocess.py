@@ -25,14 +25,26 @@ def postprocess_mask(prob: np.ndarray, threshold: float = THRESHOLD,
     if not mask.any():
         return mask.astype(bool)
     h, w = mask.shape
-    # Fill holes: background not connected to the border becomes foreground.
+    return drop_islands(fill_holes(mask), max(1, int(round(min_island_fraction * h * w))))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """A copy of a 0/1 (or bool) mask in which every background region that does not touch the
+    image border is foreground, as uint8 0/1: the clean-up above and the editor's Fill holes tool."""
+    h, w = mask.shape
     padded = np.zeros((h + 2, w + 2), np.uint8)
     padded[1:-1, 1:-1] = mask
     flood = np.zeros((h + 4, w + 4), np.uint8)
-    cv2.floodFill(padded, flood, (0, 0), 1)
-    mask[padded[1:-1, 1:-1] == 0] = 1
-    min_px = max(1, int(round(min_island_fraction * h * w)))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    cv2.floodFill(padded, flood, (0, 0), 1)  # the background connected to the border
+    out = np.asarray(mask, np.uint8).copy()
+    out[padded[1:-1, 1:-1] == 0] = 1
+    return out
+
+
+def drop_islands(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """The mask (0/1 or bool) without its 8-connected foreground components smaller than
+    ``min_pixels``, as bool: the clean-up above and the editor's Remove islands tool."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.asarray(mask, np.uint8), connectivity=8)
     keep = np.zeros(n, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_px
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_pixels
     return keep[labels]

@@ -39,7 +39,7 @@ import prune  # noqa: E402
 
 APP = "ADF-Viewer"
 SPEC = PACKAGING / "adf_viewer.spec"
-INPUT_GLOBS = ("main.py", "viewer/*.py", "training/*.py", "model/*.py", "resources/**/*", "requirements.txt",
+INPUT_GLOBS = ("main.py", "viewer/**/*.py", "training/**/*.py", "model/**/*.py", "resources/**/*", "requirements.txt",
                "packaging/adf_viewer.spec", "packaging/prune.py", "packaging/linux/*")
 TRAINING_COMMANDS = ("import", "train", "evaluate", "export")
 

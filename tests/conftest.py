@@ -16,6 +16,17 @@ if str(ROOT) not in sys.path:
 TEST_DATA = ROOT / "tests" / "data"
 
 
+def modules_loaded_by(module: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of ``watched`` (e.g. "torch", "PySide6") a fresh interpreter has loaded after
+    ``import module`` (the torch-free and Qt-free rules of docs/CONTRACTS.md)."""
+    import subprocess
+
+    code = f"import sys, {module}; print(','.join(m for m in {watched!r} if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [m for m in r.stdout.strip().split(",") if m]
+
+
 # ---- fixtures of the workspace store / import (issue 2) -------------------------------------
 import shutil  # noqa: E402
 

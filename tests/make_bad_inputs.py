@@ -724,7 +724,7 @@ def _readonly(work: Path) -> Outcome:
             code, out, err = run_cli(["import", str(src), "--workspace", str(s.ws), "--quiet"])
         else:
             method = "os.access(workspace, W_OK) made False (chattr unavailable here)"
-            with mock.patch("training.store.os.access", return_value=False):
+            with mock.patch("training.store.workspace.os.access", return_value=False):
                 code, out, err = run_cli(["import", str(src), "--workspace", str(s.ws), "--quiet"])
         from training.store import Workspace, WorkspaceError
 
@@ -1039,7 +1039,7 @@ def read_only(ws: Path) -> Iterator[str]:
         finally:
             _immutable([ws], False)
     else:
-        with mock.patch("training.store.os.access", return_value=False):
+        with mock.patch("training.store.workspace.os.access", return_value=False):
             yield "os.access(workspace, W_OK) made False (chattr unavailable here)"
 
 

@@ -69,7 +69,7 @@ def test_ensure_active_model_keeps_an_active_model_and_leaves_read_only_alone(tm
     root = tmp_path / "ws"
     with Workspace.open(root, create=True) as ws:
         assert ws.active_model_id() is None
-    with mock.patch("training.store.os.access", return_value=False), Workspace.open(root) as ws:
+    with mock.patch("training.store.workspace.os.access", return_value=False), Workspace.open(root) as ws:
         assert ws.readonly and ws.ensure_active_model() is None
     with Workspace.open(root) as ws:
         assert ws.models() == []  # nothing was written by the read-only open
@@ -162,7 +162,7 @@ def test_open_workspace_registers_the_bundled_model_and_read_only_predicts_witho
     win = make_window(qtbot, tmp_path, FakePredictor())
     win.predictor_factory = factory
     # read-only first: predicts with the bundled files, registers nothing
-    with mock.patch("training.store.os.access", return_value=False):
+    with mock.patch("training.store.workspace.os.access", return_value=False):
         assert win.open_workspace(gui_workspace)
         assert win.ws.readonly
         qtbot.waitUntil(lambda: bool(loaded), timeout=10000)

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from tests.test_shared_workspace import child, make_ws
-from training import sharing, store
+from training import sharing
 from training.imageio import HOST_TAG, TEMP_PREFIX
 from training.sharing import FsInfo, mount_of, parse_mountinfo
 from training.store import Workspace, WorkspaceError
+from training.store import workspace as ws_module  # journal mode and busy timeout live there
 
 MOUNTINFO = r"""22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro
 40 22 0:40 / /mnt/ward rw,relatime shared:20 - nfs4 nas:/export/ward rw,vers=4.2,hard,proto=tcp,local_lock=none,addr=10.0.0.2
@@ -84,7 +85,7 @@ def test_a_workspace_on_a_share_uses_the_rollback_journal(tmp_path: Path, monkey
         cid, _ = ws.import_pair(Path(__file__).parent / "data" / "vf_0041.png", register=False)
         ws.add_revision(cid, np.ones((128, 128), bool), "human", "dr.a")
         assert not (ws.root / "workspace.sqlite-wal").exists() and not (ws.root / "workspace.sqlite-shm").exists()
-    assert not store._header_says_wal(tmp_path / "ws" / "workspace.sqlite")
+    assert not ws_module._header_says_wal(tmp_path / "ws" / "workspace.sqlite")
 
 
 def test_two_writer_processes_on_a_share_serialise_with_the_rollback_journal(tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_two_writer_processes_on_a_share_serialise_with_the_rollback_journal(tmp
             _, cid, rev, sha = ln.split()
             saved[(cid, int(rev))] = sha
     assert len(saved) == 20
-    assert not store._header_says_wal(root / "workspace.sqlite")   # the first opener took it out of WAL
+    assert not ws_module._header_says_wal(root / "workspace.sqlite")   # the first opener took it out of WAL
     with Workspace.open(root) as ws:
         assert {(r.case_id, r.rev): r.sha256 for c in cases for r in ws.history(c)} == saved
         assert ws.integrity_check() == "ok"
@@ -112,7 +113,7 @@ def test_a_wal_workspace_reached_over_a_share_is_switched_or_refused_naming_the_
     it is closed, the client switches the workspace to the rollback journal."""
     root = tmp_path / "ws"
     make_ws(root, 1)
-    assert store._header_says_wal(root / "workspace.sqlite")
+    assert ws_module._header_says_wal(root / "workspace.sqlite")
     holder = child("--host", "file-server", "hold-open", str(root), stdin=subprocess.PIPE)
     assert holder.stdout.readline().split() == ["READY", "wal"]
     inject(monkeypatch, "nfs4", "rw")
@@ -120,13 +121,13 @@ def test_a_wal_workspace_reached_over_a_share_is_switched_or_refused_naming_the_
         Workspace.open(root)
     msg = str(info.value)
     assert "file-server" in msg and "network share" in msg and "Close the workspace there" in msg
-    assert store._header_says_wal(root / "workspace.sqlite")      # left as it was
+    assert ws_module._header_says_wal(root / "workspace.sqlite")      # left as it was
     assert not list((root / sharing.PRESENCE_DIR).glob(f"*-{os.getpid()}.json"))  # our record withdrawn
     holder.stdin.close()
     assert holder.wait(60) == 0
     with Workspace.open(root) as ws:
         assert ws.db_journal_mode() == "delete" and len(ws.cases()) == 1 and ws.integrity_check() == "ok"
-    assert not store._header_says_wal(root / "workspace.sqlite")
+    assert not ws_module._header_says_wal(root / "workspace.sqlite")
 
 
 def test_the_file_servers_own_app_leaves_wal_while_a_client_uses_the_share(tmp_path: Path) -> None:
@@ -139,7 +140,7 @@ def test_the_file_servers_own_app_leaves_wal_while_a_client_uses_the_share(tmp_p
     with Workspace.open(root) as ws:     # local filesystem, but ward-pc-2 is recorded
         assert ws.journal == "delete" and ws.db_journal_mode() == "delete"
         ws.add_revision(ws.cases()[0].id, np.ones((128, 128), bool), "human", "dr.local")
-    assert not store._header_says_wal(root / "workspace.sqlite")
+    assert not ws_module._header_says_wal(root / "workspace.sqlite")
     client.stdin.close()
     assert client.wait(60) == 0
     with Workspace.open(root) as ws:     # alone again: WAL, FULL
@@ -182,7 +183,7 @@ def test_temp_files_on_a_share_are_judged_by_age_not_by_pid(tmp_path: Path, monk
 def test_a_workspace_locked_by_another_machine_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "ws"
     cid = make_ws(root, 1)[0]
-    monkeypatch.setattr(store, "_BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(ws_module, "_BUSY_TIMEOUT_MS", 300)
     ws = Workspace.open(root)
     holder = child("hold-lock", str(root), "ward-pc-2", "dr.a", stdin=subprocess.PIPE)
     assert holder.stdout.readline().strip() == "LOCKED"

@@ -23,8 +23,8 @@ from tests.viewer_fixtures import (  # noqa: F401
     pair_folder,
     wait_for_prediction,
 )
-from training import store
 from training.store import Workspace
+from training.store import workspace as ws_module  # where the busy timeout is
 from viewer.pair_view import WLI
 
 
@@ -155,7 +155,7 @@ def test_a_clean_case_shows_the_other_windows_newer_save_when_reopened(qtbot, tm
 
 def test_a_save_blocked_by_another_machine_names_it(qtbot, tmp_path, gui_workspace,  # noqa: F811
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "_BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(ws_module, "_BUSY_TIMEOUT_MS", 300)
     b = window(qtbot, tmp_path, gui_workspace, "dr.b")
     stroke(qtbot, b, "alpha", [(40, 40), (90, 60)])
     holder = child("hold-lock", str(gui_workspace), "ward-pc-2", "dr.a", stdin=subprocess.PIPE)

@@ -1,4 +1,4 @@
-"""training/store.py: round trips, atomic revisions, schema versions, errors, status logic."""
+"""training/store/: round trips, atomic revisions, schema versions, errors, status logic."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import TEST_DATA
+from tests.conftest import TEST_DATA, modules_loaded_by
 from training import imageio
 from training.imageio import read_mask, read_rgb, sha256_file
 from training.store import SCHEMA_VERSION, STATUSES, Case, Workspace, WorkspaceError, safe_id
@@ -20,6 +20,23 @@ def _one_case(ws: Workspace, label: bool = False) -> str:
                                  TEST_DATA / "vf_0041_mask.png" if label else None, patient_id="P1")
     assert reason is None
     return cid
+
+
+# ------------------------------------------------------------------------ the package
+def test_the_store_imports_neither_torch_nor_qt() -> None:
+    """The viewer lists and saves cases before torch has loaded, the importer never loads it."""
+    assert modules_loaded_by("training.store", ("torch", "PySide6")) == []
+
+
+def test_everything_imported_from_the_store_is_still_there() -> None:
+    """training/store/ is a package of parts; ``from training.store import X`` is its interface."""
+    from training import store
+
+    for name in store.__all__:
+        assert getattr(store, name) is not None, name
+    assert {"pid_alive", "dice_iou", "local_time", "registered_model_id", "is_workspace", "DB_NAME",
+            "SCHEMA_VERSION", "RevisionConflict", "ANY", "SOURCES"} <= set(store.__all__)
+    assert store.Workspace.__module__ == "training.store.workspace"
 
 
 # ------------------------------------------------------------------------ round trips
@@ -150,13 +167,13 @@ def test_existing_revision_file_is_set_aside_never_overwritten(workspace: Worksp
 
 def test_a_revision_file_that_cannot_be_moved_is_skipped_not_replaced(workspace: Workspace,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from training import store
+    from training.store import revisions
 
     cid = _one_case(workspace)
     stray = workspace.root / "masks" / cid / "1.png"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"stuck")
-    monkeypatch.setattr(store, "_set_aside", lambda path: None)  # rename refused
+    monkeypatch.setattr(revisions, "_set_aside", lambda path: None)  # rename refused
     rev = workspace.add_revision(cid, np.ones((128, 128), bool), "human", "dr.c")
     assert rev.rev == 2 and stray.read_bytes() == b"stuck"
 

@@ -264,9 +264,10 @@ def test_fetch_survives_a_container_that_seeks_to_the_wrong_frame(tmp_path, monk
 
 def test_migration_adds_the_video_table_to_an_old_workspace(tmp_path, monkeypatch) -> None:
     from training import store
+    from training.store import schema
 
-    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
     from tests.conftest import make_fixture_pairs
 
     make_fixture_pairs(tmp_path / "pairs", 1)

@@ -35,6 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.metrics import dice_score as dice  # the one Dice, re-exported (annotations.dice)
+
 __all__ = [
     "AnnotationError",
     "rle_encode",
@@ -72,13 +74,6 @@ def _check_size(h: int, w: int, where: str = "") -> tuple[int, int]:
     if h <= 0 or w <= 0 or h * w > _MAX_PIXELS:
         raise AnnotationError(f"{where}invalid image size {w}x{h}")
     return h, w
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two bool masks (both empty: 1.0)."""
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int(np.count_nonzero(a & b)) / s
 
 
 # ------------------------------------------------------------------------------------ COCO RLE

@@ -82,8 +82,12 @@ import numpy as np
 
 from training.annotations import mask_to_coco_annotations, mask_to_labelme
 from training.imageio import TEMP_PREFIX, ImageReadError, encode_png, fsync_dir, sha256_bytes
+from training.paths import is_inside
+from training.progress_bar import ProgressBar
+from training.sharing import pid_alive
 from training.splits import patient_key, split_by_patient
-from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, pid_alive, safe_id
+from training.store import STATUSES, Case, Revision, Workspace, WorkspaceError, safe_id
+from training.timestamps import utc_now
 
 __all__ = [
     "FORMATS",
@@ -182,14 +186,6 @@ def _check_part(part: str) -> str:
     return part
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except (ValueError, OSError, RuntimeError):
-        return False
-
-
 class _Staging:
     """Files written under one staging folder; every path checked to stay inside it."""
 
@@ -200,7 +196,7 @@ class _Staging:
 
     def path(self, *parts: str) -> Path:
         p = self.root.joinpath(*(_check_part(x) for x in parts))
-        if not _inside(p, self.root):
+        if not is_inside(p, self.root):
             raise ExportError(f"refusing to write outside the export folder: {p}")
         return p
 
@@ -208,7 +204,7 @@ class _Staging:
         """Write a new file (never replaces one, never follows a link); returns its sha256."""
         p = self.path(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
-        if not _inside(p.parent, self.root):
+        if not is_inside(p.parent, self.root):
             raise ExportError(f"refusing to write outside the export folder: {p}")
         with open(p, "xb") as fh:
             fh.write(data)
@@ -293,7 +289,7 @@ def _prepare_out(out: Path, new_entries: list[str], force: bool, ws_root: Path) 
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
     ws_root = ws_root.resolve()
-    if out == ws_root or any(_inside(out, ws_root / sub) for sub in ("images", "masks", "predictions", "models")):
+    if out == ws_root or any(is_inside(out, ws_root / sub) for sub in ("images", "masks", "predictions", "models")):
         raise ExportError(f"refusing to export into the workspace's own data ({out})")
     if not out.exists():
         return []
@@ -429,7 +425,7 @@ def export_dataset(ws: Workspace, out_dir: os.PathLike | str, fmt: str,
             "tool": "ADF Viewer export", "version": 1, "complete": True, "entries": new_entries,
             "format": fmt, "keep_ids": bool(keep_ids), "statuses": wanted, "val_fraction": val_fraction,
             "seed": seed, "cases": summary["cases"], "train": summary["train"], "val": summary["val"],
-            "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")})
+            "created_at": utc_now("seconds")})
     except OSError as exc:
         raise ExportError(f"cannot write the export into {out}: {exc.strerror or exc}") from None
     finally:
@@ -595,30 +591,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkspaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="case", desc=f"export {args.fmt}", file=sys.stderr, mininterval=0.5)
-        bar.update(done - bar.n)
-
     try:
-        summary = export_dataset(ws, args.out, args.fmt, statuses, args.val_fraction, args.seed,
-                                 args.keep_ids, progress, force=args.force, dataset_id=args.dataset_id)
+        with ProgressBar(f"export {args.fmt}", quiet=args.quiet) as progress:
+            summary = export_dataset(ws, args.out, args.fmt, statuses, args.val_fraction, args.seed,
+                                     args.keep_ids, progress, force=args.force, dataset_id=args.dataset_id)
     except (ExportError, WorkspaceError) as exc:
-        if bar is not None:
-            bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         ws.close()
-    if bar is not None:
-        bar.close()
     for note in summary.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(json.dumps({k: summary[k] for k in ("format", "cases", "train", "val", "out")}))

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from training.imageio import IMAGE_EXTENSIONS, ImageReadError, image_size, read_rgb
+from training.paths import is_inside
+from training.progress_bar import ProgressBar
 from training.store import Workspace, WorkspaceError
 from training.video import VideoSettings, is_video
 from training.video_import import find_videos, import_videos
@@ -264,14 +266,6 @@ def _apply_coco(src: Path, specs: list[PairSpec], skipped: list[dict]) -> None:
                 spec.mask, spec.label = hit
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except (ValueError, OSError, RuntimeError):
-        return False
-
-
 def _scan_csv(src: Path) -> tuple[list[PairSpec], list[dict]]:
     specs: list[PairSpec] = []
     skipped: list[dict] = []
@@ -294,7 +288,7 @@ def _scan_csv(src: Path) -> tuple[list[PairSpec], list[dict]]:
                 return None, None
             p = Path(val)
             p = p if p.is_absolute() else base / p
-            if not _inside(p, base):
+            if not is_inside(p, base):
                 return None, f"{col} {val!r} escapes the CSV's folder"
             return p, None
 
@@ -515,35 +509,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         active_model = None
         print(f"warning: no model is active in {ws.root} and the bundled model could not be registered: {exc}",
               file=sys.stderr)
-    bar = None
     try:
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if args.quiet:
-                return
-            if bar is None:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total, unit="case", desc="import", file=sys.stderr, mininterval=0.5)
-            bar.total = total  # videos report frames, then cases, with their own totals
-            bar.n = done
-            bar.refresh()
-
-        summary = import_sources(ws, args.sources, patient_id=args.patient_id, register=not args.no_register,
-                                 progress=progress, label_value=args.label_value,
-                                 nbi_synthetic=args.synthetic_nbi,
-                                 video_settings=VideoSettings(wli_only=args.wli_only, keep_text=args.keep_text,
-                                                              max_gap_s=args.max_gap,
-                                                              per_segment=args.pairs_per_segment))
+        with ProgressBar("import", quiet=args.quiet) as progress:
+            summary = import_sources(ws, args.sources, patient_id=args.patient_id, register=not args.no_register,
+                                     progress=progress, label_value=args.label_value,
+                                     nbi_synthetic=args.synthetic_nbi,
+                                     video_settings=VideoSettings(wli_only=args.wli_only, keep_text=args.keep_text,
+                                                                  max_gap_s=args.max_gap,
+                                                                  per_segment=args.pairs_per_segment))
     except (WorkspaceError, ImportSourceError) as exc:
-        if bar is not None:
-            bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         ws.close()
-    if bar is not None:
-        bar.close()
     out = {"imported": summary["imported"], "skipped": summary["skipped"], "cases": summary["cases"],
            "active_model": active_model}
     if "video" in summary:

@@ -39,22 +39,30 @@ def _as_bool(mask: np.ndarray) -> np.ndarray:
     return m.astype(bool, copy=False)
 
 
+def dice_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Dice 2|A∩B| / (|A|+|B|) and IoU |A∩B| / |A∪B| of two binary masks; two empty masks agree
+    perfectly: (1.0, 1.0).
+
+    The one implementation of both (issue 19): evaluation and validation, the store's agreement of
+    a human revision with the model, the viewer's save-conflict dialog and the annotation tests all
+    call it. Non-zero is inside; an (H, W, C) mask counts a pixel inside when any channel is.
+    """
+    p, g = _as_bool(a), _as_bool(b)
+    inter = int(np.count_nonzero(p & g))
+    sa, sb = int(np.count_nonzero(p)), int(np.count_nonzero(g))
+    if sa + sb == 0:
+        return 1.0, 1.0
+    return 2.0 * inter / (sa + sb), inter / (sa + sb - inter)
+
+
 def dice_score(pred: np.ndarray, gt: np.ndarray) -> float:
     """Dice = 2|P∩G| / (|P|+|G|); two empty masks agree perfectly (1.0)."""
-    p, g = _as_bool(pred), _as_bool(gt)
-    denom = int(p.sum()) + int(g.sum())
-    if denom == 0:
-        return 1.0
-    return 2.0 * int(np.logical_and(p, g).sum()) / denom
+    return dice_iou(pred, gt)[0]
 
 
 def iou_score(pred: np.ndarray, gt: np.ndarray) -> float:
     """IoU = |P∩G| / |P∪G|; two empty masks give 1.0."""
-    p, g = _as_bool(pred), _as_bool(gt)
-    union = int(np.logical_or(p, g).sum())
-    if union == 0:
-        return 1.0
-    return int(np.logical_and(p, g).sum()) / union
+    return dice_iou(pred, gt)[1]
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
@@ -100,9 +108,10 @@ def case_metrics(pred: np.ndarray, gt: np.ndarray) -> CaseMetrics:
     fp = pred_area - tp
     fn = gt_area - tp
     tn = p.size - tp - fp - fn
+    dice, iou = dice_iou(p, g)
     return CaseMetrics(
-        dice=dice_score(p, g),
-        iou=iou_score(p, g),
+        dice=dice,
+        iou=iou,
         hd95=hd95(p, g),
         sensitivity=tp / gt_area if gt_area else float("nan"),
         specificity=tn / (tn + fp) if (tn + fp) else 1.0,

@@ -1,4 +1,5 @@
-"""Where things live: bundled resources (from source or frozen by PyInstaller) and user data."""
+"""Where things live: bundled resources (from source or frozen by PyInstaller) and user data; and
+whether a path lies inside a folder (the import's CSV paths, the export's output)."""
 from __future__ import annotations
 
 import os
@@ -52,3 +53,13 @@ def user_data_dir() -> Path:
 def default_demo_workspace() -> Path:
     """Where the demo workspace is built on first run."""
     return user_data_dir() / "demo-workspace"
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies inside ``root`` once both are resolved (links and ``..`` followed); a
+    path that cannot be resolved is not."""
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False

@@ -20,15 +20,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import datetime as _dt
 import getpass
 import json
 import os
-import secrets
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from model.atomic import temp_name
+from training.timestamps import local_time, utc_now
 
 PRESENCE_DIR = "presence"
 
@@ -253,11 +254,7 @@ class Presence:
     path: Path
 
     def describe(self) -> str:
-        when = self.opened_at
-        with contextlib.suppress(ValueError):
-            when = _dt.datetime.fromisoformat(self.opened_at.replace("Z", "+00:00")).astimezone().strftime(
-                "%Y-%m-%d %H:%M")
-        return f"{self.program} on {self.host} by {self.user} (pid {self.pid}, since {when})"
+        return f"{self.program} on {self.host} by {self.user} (pid {self.pid}, since {local_time(self.opened_at)})"
 
 
 def _safe(s: str) -> str:
@@ -266,14 +263,12 @@ def _safe(s: str) -> str:
 
 def announce(root: Path) -> Path | None:
     """Leave this process's presence record in ``root``; returns its path (None if it cannot be written)."""
-    from training.imageio import TEMP_PREFIX
-
     folder = Path(root) / PRESENCE_DIR
     path = folder / f"{_safe(host_name())}-{os.getpid()}.json"
     data = {"host": host_name(), "pid": os.getpid(), "user": user_name(), "program": program_name(),
-            "opened_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "opened_at": utc_now("seconds"),
             "boot": boot_id()}
-    tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
+    tmp = temp_name(path)
     try:
         folder.mkdir(exist_ok=True)
         tmp.write_text(json.dumps(data))
@@ -291,10 +286,18 @@ def withdraw(path: Path | None) -> None:
             path.unlink()
 
 
-def _alive_here(pid: int) -> bool:
-    from training.store import pid_alive
-
-    return pid_alive(pid)
+def pid_alive(pid: int) -> bool:
+    """Whether a process id runs on this machine: a live writer's temp files and presence record are
+    kept, a dead one's removed (the store's clean-up at open, export's staging folders, ``others``)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def others(root: Path, prune: bool = True) -> list[Presence]:
@@ -322,7 +325,7 @@ def others(root: Path, prune: bool = True) -> list[Presence]:
         if p.host == me:
             if p.pid == os.getpid():
                 continue
-            if (p.boot and my_boot and p.boot != my_boot) or not _alive_here(p.pid):
+            if (p.boot and my_boot and p.boot != my_boot) or not pid_alive(p.pid):
                 if prune:
                     withdraw(p.path)
                 continue

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from model import postprocess
+from training.metrics import dice_iou as dice_iou  # the one Dice/IoU (training/metrics.py), re-exported
+
 BBox = tuple[int, int, int, int]
 
 FILL, OUTLINE, PROBABILITY = "fill", "outline", "probability"
@@ -123,27 +126,13 @@ def smooth(mask: np.ndarray, sigma: float = 2.0) -> BBox | None:
 
 
 def fill_holes(mask: np.ndarray) -> BBox | None:
-    """Fill background regions that do not touch the image border."""
-    h, w = mask.shape
-    flood = np.zeros((h + 2, w + 2), np.uint8)
-    flood[1:-1, 1:-1] = mask
-    ff_mask = np.zeros((h + 4, w + 4), np.uint8)
-    cv2.floodFill(flood, ff_mask, (0, 0), 1)
-    holes = flood[1:-1, 1:-1] == 0
-    new = mask.copy()
-    new[holes] = 1
-    return replace_into(mask, new)
+    """Fill background regions that do not touch the image border (model.postprocess's rule)."""
+    return replace_into(mask, postprocess.fill_holes(mask))
 
 
 def remove_islands(mask: np.ndarray, min_pixels: int) -> BBox | None:
-    """Drop connected foreground components smaller than ``min_pixels``."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    small = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] < min_pixels]
-    if not small:
-        return None
-    new = mask.copy()
-    new[np.isin(labels, small)] = 0
-    return replace_into(mask, new)
+    """Drop connected foreground components smaller than ``min_pixels`` (model.postprocess's rule)."""
+    return replace_into(mask, postprocess.drop_islands(mask, min_pixels).astype(mask.dtype))
 
 
 def push_pull(mask: np.ndarray, start: tuple[float, float], end: tuple[float, float],
@@ -191,16 +180,6 @@ def grabcut_refine(image_rgb: np.ndarray, mask: np.ndarray, sure_fg: np.ndarray 
     if res is None:
         return None
     return replace_into(mask, res[0].astype(mask.dtype))
-
-
-def dice_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU of two binary masks; two empty masks agree perfectly."""
-    a, b = a.astype(bool), b.astype(bool)
-    inter = int(np.count_nonzero(a & b))
-    sa, sb = int(np.count_nonzero(a)), int(np.count_nonzero(b))
-    if sa + sb == 0:
-        return 1.0, 1.0
-    return 2.0 * inter / (sa + sb), inter / (sa + sb - inter)
 
 
 # ----------------------------------------------------------------------------------------------

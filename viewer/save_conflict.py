@@ -19,7 +19,8 @@ import numpy as np
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from training import recovery
-from training.store import RevisionConflict, dice_iou, local_time
+from training.metrics import dice_iou
+from training.store import RevisionConflict, local_time
 from viewer import mask_ops
 from viewer.tools import CaseSession, MaskEditCommand
 
