@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -127,6 +128,27 @@ def test_a_wal_workspace_reached_over_a_share_is_switched_or_refused_naming_the_
     assert holder.wait(60) == 0
     with Workspace.open(root) as ws:
         assert ws.db_journal_mode() == "delete" and len(ws.cases()) == 1 and ws.integrity_check() == "ok"
+    assert not ws_module._header_says_wal(root / "workspace.sqlite")
+
+
+def test_a_wal_holder_that_closes_within_the_wait_lets_the_share_client_in(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI saw two openers of one WAL workspace race: the loser's single 2-second try failed although
+    the winner finished switching moments later. The client now keeps trying (a lock-upgrade
+    deadlock answers BUSY at once) until the holder has closed, within the wait."""
+    root = tmp_path / "ws"
+    make_ws(root, 1)
+    holder = child("--host", "file-server", "hold-open", str(root), stdin=subprocess.PIPE)
+    assert holder.stdout.readline().split() == ["READY", "wal"]
+    inject(monkeypatch, "nfs4", "rw")
+    closer = threading.Timer(3.5, holder.stdin.close)   # longer than one attempt, shorter than the wait
+    closer.start()
+    try:
+        with Workspace.open(root) as ws:
+            assert ws.db_journal_mode() == "delete" and len(ws.cases()) == 1
+    finally:
+        closer.join()
+    assert holder.wait(60) == 0
     assert not ws_module._header_says_wal(root / "workspace.sqlite")
 
 

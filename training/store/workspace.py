@@ -23,7 +23,9 @@ import logging
 import os
 import sqlite3
 import sys
+import random
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -43,7 +45,8 @@ from training.timestamps import utc_now
 log = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS = 15_000
-_LEAVE_WAL_TIMEOUT_S = 2.0  # taking a WAL database to the rollback journal waits this long for others to close
+_LEAVE_WAL_TIMEOUT_S = 10.0  # taking a WAL database to the rollback journal waits this long in all for others to close
+_LEAVE_WAL_ATTEMPT_S = 2.0   # one attempt's busy wait; a lock-upgrade deadlock answers BUSY at once and is retried
 
 
 class Workspace(CasesMixin, ImportMixin, VideoMixin, RevisionsMixin, PredictionCacheMixin, ModelsMixin,
@@ -130,23 +133,9 @@ class Workspace(CasesMixin, ImportMixin, VideoMixin, RevisionsMixin, PredictionC
         process holds it open in WAL mode, that fails, and the message names who has it open.
         """
         if leave_wal:
-            db = sqlite3.connect(str(dbp), timeout=_LEAVE_WAL_TIMEOUT_S, isolation_level=None,
-                                 check_same_thread=False)
-            try:
-                db.execute("PRAGMA locking_mode = EXCLUSIVE")
-                db.execute("PRAGMA journal_mode = DELETE").fetchone()
-                db.execute("PRAGMA locking_mode = NORMAL")
-                db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # gives the exclusive lock back
-            except sqlite3.DatabaseError as exc:
-                db.close()
-                if "locked" in str(exc) or "busy" in str(exc):
-                    who = sharing.describe_holders(dbp.parent)
-                    raise WorkspaceError(
-                        f"{dbp.parent} is open in another program that uses it in a mode a network share cannot "
-                        f"carry (SQLite WAL). {who or 'Another program has it open.'} Close the workspace "
-                        "there, then open it here: from then on both can use it.") from None
-                raise WorkspaceError(f"{dbp} is corrupt or not an ADF Viewer database ({exc})") from None
-            return db
+            db = Workspace._leave_wal(dbp)
+            if db is not None:
+                return db
         attempts = [f"{dbp.as_uri()}?mode=ro", f"{dbp.as_uri()}?immutable=1"] if readonly else [str(dbp)]
         last: Exception | None = None
         for target in attempts:
@@ -165,6 +154,39 @@ class Workspace(CasesMixin, ImportMixin, VideoMixin, RevisionsMixin, PredictionC
         if "not a database" in msg or "malformed" in msg:
             raise WorkspaceError(f"{dbp} is corrupt or not an ADF Viewer database ({msg})")
         raise WorkspaceError(f"cannot open {dbp}: {msg}")
+
+    @staticmethod
+    def _leave_wal(dbp: Path) -> sqlite3.Connection | None:
+        """Take a WAL database to the rollback journal; None when another opener already did.
+
+        Two processes opening the same WAL workspace at once can deadlock on the lock upgrade, and
+        SQLite then answers SQLITE_BUSY at once without waiting (its busy handler is skipped to break
+        the deadlock), so a BUSY here is retried with a short random back-off until the deadline.
+        Only a holder that keeps the database open in WAL past the deadline is reported.
+        """
+        deadline = time.monotonic() + _LEAVE_WAL_TIMEOUT_S
+        while True:
+            if not _header_says_wal(dbp):
+                return None  # the other opener switched it: connect as usual
+            db = sqlite3.connect(str(dbp), timeout=_LEAVE_WAL_ATTEMPT_S, isolation_level=None,
+                                 check_same_thread=False)
+            try:
+                db.execute("PRAGMA locking_mode = EXCLUSIVE")
+                db.execute("PRAGMA journal_mode = DELETE").fetchone()
+                db.execute("PRAGMA locking_mode = NORMAL")
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # gives the exclusive lock back
+                return db
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise WorkspaceError(f"{dbp} is corrupt or not an ADF Viewer database ({exc})") from None
+                if time.monotonic() >= deadline:
+                    who = sharing.describe_holders(dbp.parent)
+                    raise WorkspaceError(
+                        f"{dbp.parent} is open in another program that uses it in a mode a network share cannot "
+                        f"carry (SQLite WAL). {who or 'Another program has it open.'} Close the workspace "
+                        "there, then open it here: from then on both can use it.") from None
+                time.sleep(random.uniform(0.02, 0.15))
 
     def _prepare(self, create: bool) -> None:
         db = self._db
