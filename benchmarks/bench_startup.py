@@ -116,14 +116,15 @@ def time_next_case(demo: Path, tmp: Path, tag: str, prefetch: bool, steps: int =
     from PySide6.QtWidgets import QApplication
 
     import viewer.main_window as mw
+    import viewer.predictions as preds
     from viewer.app import make_app, settings_at
 
     app = make_app()
     ws = tmp / f"nc-{tag}-{'on' if prefetch else 'off'}"
     shutil.copytree(demo, ws)
     shutil.rmtree(ws / "predictions", ignore_errors=True)
-    depth = mw.PREFETCH_DEPTH
-    mw.PREFETCH_DEPTH = depth if prefetch else 0
+    depth = preds.PREFETCH_DEPTH  # how many following cases the window asks the worker to prefetch
+    preds.PREFETCH_DEPTH = depth if prefetch else 0
     win = mw.MainWindow(settings_at(tmp / f"nc-{tag}.ini"), device="cpu")
     win.resize(1400, 850)
     win.show()
@@ -158,7 +159,7 @@ def time_next_case(demo: Path, tmp: Path, tag: str, prefetch: bool, steps: int =
         stats = dict(win.worker.stats)
     finally:
         win.close()
-        mw.PREFETCH_DEPTH = depth
+        preds.PREFETCH_DEPTH = depth
         QApplication.processEvents()
     return {"ms_median": _median(times), "ms_max": round(max(times), 1) if times else None,
             "ms_runs": [round(t, 1) for t in times], "worker": stats}

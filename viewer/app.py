@@ -118,7 +118,7 @@ class DemoBuilder:
 
     def _failed(self, message: str) -> None:
         self.win.busy.hide()
-        self.win._error_dialog("Cannot prepare the demo workspace", message)
+        self.win.error_dialog("Cannot prepare the demo workspace", message)
         print(f"ADF Viewer: cannot prepare the demo workspace: {message}", file=sys.stderr)
 
     def wait(self) -> None:

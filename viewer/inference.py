@@ -15,7 +15,8 @@ and keeps the last results, with the decoded images, in memory. Moving to such a
 served from memory on the UI thread's next event-loop turn, without waiting for the thread. The
 prefetch yields at once: a clinician's request (or a batch, a model switch, a stop) interrupts
 a prefetch prediction between two network blocks (a forward pre-hook raises `Preempted`), and
-prefetch runs on at most cores - 1 torch threads (and no more than a request) so the brush keeps a core.
+prefetch runs on at most cores - 1 torch threads (and no more than a request) so the brush keeps a core
+(both in viewer/preemption.py).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QThread, QTimer, Signal
 
+from viewer.preemption import Preempted, ThreadBudget, install_preemption
 from viewer.timeline import stamp
 
 PredictorFactory = Callable[[Path | None, str], Any]
@@ -42,10 +44,6 @@ MEMORY_RESULTS = 8     # recent results (prob + mask + images) kept for instant 
 PREFETCH_DEPTH = 3     # how many following cases the window asks for
 PREFETCH_SETTLE_S = 0.15  # after the clinician asks for something, prefetch waits this long: the
                           # case switch paints without a prediction competing for the CPU and the GIL
-
-
-class Preempted(Exception):
-    """Raised inside a prefetch prediction when something more urgent arrived (not an error)."""
 
 
 @dataclass
@@ -140,7 +138,7 @@ class InferenceWorker(QThread):
         self._preempt = threading.Event()         # set: the running prefetch must stop
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self._model_id: str | None = None          # the active model's id (from its card; no torch)
-        self._threads: tuple[int, int] | None = None  # (interactive, prefetch) torch threads
+        self._threads = ThreadBudget()            # fewer torch threads while prefetching
         self.stats = {"prefetched": 0, "preempted": 0, "memory_hits": 0}
 
     # --- called from the UI thread ---------------------------------------------------------
@@ -311,8 +309,8 @@ class InferenceWorker(QThread):
                 raise RuntimeError("No model is active in this workspace (Model ▸ Model versions ▸ Add model file…).")
             path = Path(self.model_path) if self.model_path is not None else None
             predictor = self.predictor_factory(path, self.device)
-            self._threads = None
-            self._install_preemption(predictor)
+            self._threads.reset()
+            install_preemption(predictor, self._prefetch_preempted)
             with self._cond:
                 self._predictor = predictor
                 self._model_id = str(getattr(predictor, "model_id", "")) or None
@@ -361,42 +359,12 @@ class InferenceWorker(QThread):
         return self._model_id
 
     # --- prefetch ----------------------------------------------------------------------------
-    def _install_preemption(self, predictor: Any) -> None:
-        """Let a prefetch stop between two blocks of a torch network (forward pre-hooks on its
-        composite modules: ~70 checks of an Event per prediction of the tiny model, ~1 ms apart)."""
-        net = getattr(predictor, "net", None)
-        if net is None or not hasattr(net, "modules"):
-            return
-        holder = getattr(net, "_adf_preempt_owner", None)
-        if holder is not None:  # the same network handed to a new worker (tests): re-point its hooks
-            holder[0] = self
-            return
-        holder = [self]
-
-        def check(_module: Any, _args: Any) -> None:
-            worker = holder[0]
-            if worker._prefetching is not None and worker._preempt.is_set():
-                raise Preempted()
-
-        for module in net.modules():
-            if next(module.children(), None) is not None:  # composite modules: blocks, stages, heads
-                module.register_forward_pre_hook(check)
-        net._adf_preempt_owner = holder
+    def _prefetch_preempted(self) -> bool:
+        """Whether the running prefetch must stop (checked between network blocks)."""
+        return self._prefetching is not None and self._preempt.is_set()
 
     def _use_threads(self, prefetch: bool) -> None:
-        """Prefetch on at most cores - 1 threads, never more than the clinician's own requests (CPU torch models)."""
-        predictor = self._predictor
-        if predictor is None or getattr(predictor, "device", "cpu") != "cpu" or not hasattr(predictor, "net"):
-            return
-        import torch
-
-        from model.cpu_policy import background_threads
-
-        if self._threads is None:
-            self._threads = (torch.get_num_threads(), min(background_threads(), torch.get_num_threads()))
-        want = self._threads[1] if prefetch else self._threads[0]
-        if torch.get_num_threads() != want:
-            torch.set_num_threads(want)
+        self._threads.use(self._predictor, prefetch)
 
     def _run_prefetch(self, case_id: str) -> None:
         try:
