@@ -2,6 +2,7 @@
 
     python benchmarks/bench_small_lesions.py --model resources/models/adf-tiny \
         --csv runs/eval/vocal_seq2.csv [--pseudo-nbi] [--sizes 256,384] [--thresholds 0.5,0.3,0.2]
+        [--views card,none]
 
 For every case the probability map is computed once per network input size; then the mask
 rule is varied: the threshold, and the island removal of ``model.postprocess`` on or off. Each
@@ -17,6 +18,7 @@ The CSV must not be one the model was trained or selected on (docs/MODEL.md says
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pseudo-nbi", action="store_true")
     p.add_argument("--sizes", default="256,384", help="network input sizes to compare (px)")
     p.add_argument("--thresholds", default="0.5,0.4,0.3,0.2")
+    p.add_argument("--views", default="card",
+                   help="test-time views to compare: 'card' (the card's flips), 'none' (one plain view), or both")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
@@ -43,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     pred = Predictor.load(args.model, device=args.device)
     rows = read_cases(args.csv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    views = [v for v in args.views.split(",") if v]
+    card_flips = pred.flips
+    pred.decision_threshold = 0.5  # raw probabilities: the thresholds below are applied to them
     ths = [float(t) for t in args.thresholds.split(",")]
     cases = []
     for row in rows:
@@ -50,24 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         gt = _load_label(row.label, wli.shape[:2])
         probs = {}
         for s in sizes:
-            pred.input_size = s
-            probs[s] = pred.predict(wli, nbi, homography=hom).prob
+            for v in views:
+                pred.input_size = s
+                pred.flips = card_flips if v == "card" else [()]
+                probs[s, v] = pred.predict(wli, nbi, homography=hom).prob
         cases.append((gt, probs))
     result: dict = {"model": str(args.model), "csv": str(args.csv), "n": len(cases), "variants": []}
-    for s in sizes:
-        for t in ths:
-            for islands in (True, False):
-                ms = []
-                for gt, probs in cases:
-                    m = postprocess_mask(probs[s], threshold=t, min_island_fraction=0.001 if islands else 0.0)
-                    ms.append(case_metrics(m, gt))
-                agg = aggregate(ms)
-                result["variants"].append({
-                    "input_px": s, "threshold": t, "island_removal": islands,
-                    "dice": agg["dice"], "sensitivity": agg["sensitivity"],
-                    "false_positive_rate": agg["false_positive_rate"],
-                    "by_size": by_lesion_size(ms),
-                })
+    for s, v, t, islands in itertools.product(sizes, views, ths, (True, False)):
+        ms = []
+        for gt, probs in cases:
+            m = postprocess_mask(probs[s, v], threshold=t, min_island_fraction=0.001 if islands else 0.0)
+            ms.append(case_metrics(m, gt))
+        agg = aggregate(ms)
+        result["variants"].append({
+            "input_px": s, "views": v, "threshold": t, "island_removal": islands,
+            "dice": agg["dice"], "sensitivity": agg["sensitivity"],
+            "false_positive_rate": agg["false_positive_rate"],
+            "by_size": by_lesion_size(ms),
+        })
     print(json.dumps(result))
     return 0
 

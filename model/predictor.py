@@ -13,6 +13,12 @@ normalised with the card's mean/std.  Test-time augmentation: when the card list
 probabilities, flipped back, are averaged; ``tta=False`` runs the plain view only (ablations,
 speed).  Post-processing is `model.postprocess.postprocess_mask`
 on the uint8 probability, the same rule the viewer applies to a cached prediction.
+
+Decision threshold: a card may say ``decision_threshold`` (chosen on data the report does not
+use, docs/MODEL.md). The automatic mode's probability is then recalibrated by a logit shift,
+p' = p(1-t) / (p(1-t) + (1-p)t), so that p' > 0.5 exactly where p > t: the cached probability,
+the viewer's overlay and every evaluation apply the one 0.5 rule and agree. The click mode is
+left at the threshold it was trained with (0.5).
 """
 from __future__ import annotations
 
@@ -116,6 +122,9 @@ class Predictor:
         self.model_id: str = card_id(card)  # the id the workspace registers it under
         # the card may ask for a larger input than training used (small lesions: docs/MODEL.md)
         self.input_size = int(card.get("inference_input_size") or self.cfg.input_size)
+        self.decision_threshold = float(card.get("decision_threshold") or 0.5)
+        if not 0.0 < self.decision_threshold < 1.0:
+            raise ValueError(f"card decision_threshold must be in (0, 1), got {self.decision_threshold}")
         self._scale = (1.0 / (255.0 * np.asarray(self.cfg.std, np.float32))).astype(np.float32)
         self._shift = (-np.asarray(self.cfg.mean, np.float32) / np.asarray(self.cfg.std, np.float32)).astype(np.float32)
         self.device = device
@@ -241,6 +250,15 @@ class Predictor:
                 pass
             return run()
 
+    def recalibrate(self, prob: np.ndarray) -> np.ndarray:
+        """The automatic mode's probability with the card's decision threshold moved to 0.5."""
+        t = self.decision_threshold
+        if t == 0.5:
+            return prob
+        p = np.asarray(prob, np.float32)
+        num = p * (1.0 - t)
+        return num / np.maximum(num + (1.0 - p) * t, 1e-12)
+
     @staticmethod
     def _postprocess(prob_small: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         prob = cv2.resize(prob_small, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -289,7 +307,7 @@ class Predictor:
                 nb.append(b)
                 pre_ms.append((time.perf_counter() - s) * 1000.0)
             s = time.perf_counter()
-            probs = self._infer(wl, nb)
+            probs = [self.recalibrate(p) for p in self._infer(wl, nb)]
             infer_ms = (time.perf_counter() - s) * 1000.0 / len(chunk)
             for i, (wli, _, _) in enumerate(chunk):
                 s = time.perf_counter()

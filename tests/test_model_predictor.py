@@ -204,3 +204,35 @@ def test_bad_test_time_flips_is_a_clear_model_error(model_path: Path, tmp_path: 
 
     with pytest.raises(ModelFileError, match="test_time_flips"):
         Predictor.load(_card_with_flips(model_path, tmp_path, flips), device="cpu")
+
+
+def test_a_cards_decision_threshold_moves_the_overlay_rule_to_it(model_path: Path, tmp_path: Path) -> None:
+    """A release may choose a threshold other than 0.5 (docs/MODEL.md, release 3). The cached
+    probability is recalibrated so the one 0.5 rule of the viewer and the evaluations gives the
+    mask of thresholding the raw probability at t, and the ranking of pixels is unchanged."""
+    import json
+
+    wli, nbi = _images()
+    nbi = cv2.resize(nbi, (300, 200))
+    raw = Predictor.load(model_path, device="cpu").predict(wli, nbi)
+    card = json.loads(model_path.read_text())
+    card["decision_threshold"] = 0.3
+    dest = tmp_path / "thr"
+    dest.mkdir()
+    (dest / model_path.name).write_text(json.dumps(card))
+    (dest / model_path.with_suffix(".safetensors").name).write_bytes(model_path.with_suffix(".safetensors").read_bytes())
+    low = Predictor.load(dest / model_path.name, device="cpu")
+    assert low.decision_threshold == 0.3
+    res = low.predict(wli, nbi)
+    expected = postprocess_mask(raw.prob, threshold=0.3)
+    # 1 uint8 step of rounding may flip pixels lying on the threshold
+    assert (res.mask != expected).mean() < 0.002 and res.mask.sum() > raw.mask.sum()
+    assert np.array_equal(res.mask, postprocess_mask(res.prob))  # the viewer's rule on the cached map
+    x = np.linspace(0.0, 1.0, 101, dtype=np.float32)
+    y = low.recalibrate(x)
+    assert np.all(np.diff(y) > 0) and y[0] == 0.0 and y[-1] == 1.0  # monotone: the ranking is kept
+    assert abs(float(low.recalibrate(np.float32([0.3]))[0]) - 0.5) < 1e-6
+    card["decision_threshold"] = 1.5
+    (dest / model_path.name).write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="decision_threshold"):
+        Predictor.load(dest / model_path.name, device="cpu")
