@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -174,3 +175,33 @@ def test_a_failed_checkpoint_write_keeps_the_last_one_and_leaves_no_temp(tmp_pat
     assert (ckdir / "last_state.pt").read_bytes() == before["last_state.pt"]
     run = load_checkpoint(ckdir, net, opt, scaler, 0, "again")
     assert (run.epoch, run.step, run.commands) == (1, 2, ["c", "again"])
+
+
+def test_finetune_keeps_the_parents_inference_size_threshold_and_views(tmp_path, capsys):
+    """Release 3 chose its input size, views and decision threshold on held-out recordings; a
+    clinic's fine-tune (the Train dialog runs the CLI with --init) must keep them, or its model
+    would silently fall back to 0.5 and two 64 px views. --tta-flips still overrides the views."""
+    from model.card import load_model
+    from model.predictor import Predictor
+    from training.train import main
+
+    data = make_export(tmp_path / "export", 3)
+    assert main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "a"), "--model-id", "a", *FAST]) == 0
+    parent = _last_json(capsys.readouterr().out)["model"]
+    _, plain = load_model(parent)
+    assert plain["test_time_flips"] == ["none", "h"] and "decision_threshold" not in plain
+    card = json.loads(Path(parent).read_text())
+    card.update({"inference_input_size": 96, "decision_threshold": 0.3, "test_time_flips": ["none"]})
+    Path(parent).write_text(json.dumps(card))
+
+    def finetune(name: str, *extra: str) -> dict:
+        assert main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / name), "--model-id", name,
+                     "--init", parent, *extra, *FAST]) == 0
+        return load_model(_last_json(capsys.readouterr().out)["model"])[1]
+
+    child = finetune("b")
+    assert child["inference_input_size"] == 96 and child["decision_threshold"] == 0.3
+    assert child["test_time_flips"] == ["none"]
+    pred = Predictor.load(tmp_path / "b" / "b.json", device="cpu")
+    assert pred.input_size == 96 and pred.decision_threshold == 0.3 and pred.flips == [()]
+    assert finetune("c", "--tta-flips", "none,v")["test_time_flips"] == ["none", "v"]

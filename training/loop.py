@@ -43,7 +43,7 @@ from training.hardware import (
 )
 from training.run_log import LOG_NAME, JsonLog, rounded
 from training.schedule import EpochSampler, lr_factor, parse_size_schedule, run_progress, size_at
-from training.train_args import check_args, interactive_share
+from training.train_args import check_args, inherited_operating_point, interactive_share
 from training.train_data import build_datasets
 from training.validation import set_train_mode, validate
 
@@ -69,6 +69,7 @@ class Run:
     wli_drop: float
     interactive: float
     tta_flips: list[str]
+    operating_point: dict          # inference_input_size / decision_threshold inherited from the parent
     model_id: str
     out: Path
     ckdir: Path
@@ -137,6 +138,7 @@ def setup(args: argparse.Namespace, argv: list[str]) -> Run:
     if procs.main_rank:
         ckdir.mkdir(parents=True, exist_ok=True)
     parent_interactive = bool(args.init) and bool(pcard.get("interactive"))
+    tta_flips, operating_point = inherited_operating_point(tta_flips, pcard if args.init else None)
     interactive = interactive_share(args, cfg.click_chans, parent_interactive)
 
     schedule = parse_size_schedule(args.size_schedule, args.size or cfg.input_size)
@@ -152,7 +154,7 @@ def setup(args: argparse.Namespace, argv: list[str]) -> Run:
     r = Run(args=args, procs=procs, cfg=cfg, net=net, model=net, parent=parent, parent_state=parent_state,
             parent_interactive=parent_interactive, freeze_norm=freeze_norm,
             wli_drop=args.wli_dropout if cfg.nbi_skips else 0.0,  # older networks have no NBI-only path
-            interactive=interactive, tta_flips=tta_flips, model_id=model_id, out=out, ckdir=ckdir,
+            interactive=interactive, tta_flips=tta_flips, operating_point=operating_point, model_id=model_id, out=out, ckdir=ckdir,
             log=JsonLog(out / LOG_NAME, procs.main_rank), train_ds=train_ds, val_ds=val_ds, kind=kind,
             ws_path=ws_path, schedule=schedule, val_size=val_size, sampler=sampler,
             steps_per_epoch=steps_per_epoch, total_steps=total_steps,

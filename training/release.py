@@ -133,6 +133,7 @@ def model_card(r: Run, metrics: dict) -> dict:
             "seed": args.seed,
         },
         "test_time_flips": r.tta_flips,
+        **r.operating_point,
         "interactive": interactive_card(r.interactive, r.parent_interactive),
         "machine": machine_info(r.procs.threads, r.procs.device),
         "notes": "Research demonstration trained on public data with synthetic (pseudo) NBI; "

@@ -89,22 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interactive", type=float, default=None,
                    help="share of samples trained with simulated clicks (the interactive mode, issue 16); "
                         "default: 0.5 when fine-tuning a model that has the mode, else 0 (automatic only)")
-    p.add_argument("--tta-flips", default="none,h",
+    p.add_argument("--tta-flips", default=None,
                    help="test-time flip views written to the card for the predictor to average "
-                        "(none,h,v,hv; training always flips, so these are views the model has seen)")
+                        "(none,h,v,hv; training always flips, so these are views the model has seen); "
+                        "default: the parent's with --init (with its inference size and decision "
+                        "threshold), else none,h")
     return p
 
 
 def check_args(args: argparse.Namespace) -> list[str]:
     """Check the option combinations and fill the defaults that depend on other options (in place:
-    the checkpoint records the args as the run used them); returns the card's test-time flips.
+    the checkpoint records the args as the run used them); returns the card's test-time flips as
+    given (empty when --tta-flips was not: ``inherited_operating_point`` then decides).
     Raises SystemExit with the message for the user."""
     from model.card_file import check_test_time_flips
 
-    try:
-        tta_flips = check_test_time_flips([f.strip() for f in args.tta_flips.split(",") if f.strip()])
-    except ValueError as e:
-        raise SystemExit(f"--tta-flips: {e}") from None
+    tta_flips: list[str] = []
+    if args.tta_flips is not None:
+        try:
+            tta_flips = check_test_time_flips([f.strip() for f in args.tta_flips.split(",") if f.strip()])
+        except ValueError as e:
+            raise SystemExit(f"--tta-flips: {e}") from None
 
     if args.parent_blend is None:
         args.parent_blend = 0.5 if args.init else 1.0
@@ -119,6 +124,20 @@ def check_args(args: argparse.Namespace) -> list[str]:
     if not 0.0 <= args.modality_dropout + args.wli_dropout < 1.0:
         raise SystemExit("--modality-dropout + --wli-dropout must be below 1 (a sample keeps one stream)")
     return tta_flips
+
+
+OPERATING_POINT_KEYS = ("inference_input_size", "decision_threshold")
+
+
+def inherited_operating_point(tta_flips: list[str], pcard: dict | None) -> tuple[list[str], dict]:
+    """The card's test-time views and inference fields of a run: a fine-tune keeps its parent's
+    (input size, decision threshold, views: chosen for the release on held-out data, docs/MODEL.md),
+    since a clinic's few cases cannot choose them again; --tta-flips still overrides the views."""
+    inherit = dict(pcard or {})
+    fields = {k: inherit[k] for k in OPERATING_POINT_KEYS if inherit.get(k) is not None}
+    if tta_flips:
+        return tta_flips, fields
+    return list(inherit.get("test_time_flips") or ["none", "h"]), fields
 
 
 def interactive_share(args: argparse.Namespace, click_chans: int, parent_has_it: bool) -> float:

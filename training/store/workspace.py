@@ -21,9 +21,9 @@ import contextlib
 import json
 import logging
 import os
+import random
 import sqlite3
 import sys
-import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
