@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         probs = {}
         for s in sizes:
             for v in views:
-                pred.input_size = s
+                pred.input_size, pred.no_upsampling = s, False
                 pred.flips = card_flips if v == "card" else [()]
                 probs[s, v] = pred.predict(wli, nbi, homography=hom).prob
         cases.append((gt, probs))

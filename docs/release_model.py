@@ -42,6 +42,8 @@ def main() -> int:
     ap.add_argument("--tta", default="none,h", help="test_time_flips written to the card")
     ap.add_argument("--inference-size", type=int, default=None,
                     help="inference_input_size written to the card (default: the training input size)")
+    ap.add_argument("--no-upsampling", action="store_true",
+                    help="inference_no_upsampling: images smaller than --inference-size run at their own size")
     ap.add_argument("--threshold", type=float, default=None,
                     help="decision_threshold written to the card (default 0.5; chosen on data the report does not use)")
     ap.add_argument("--replaces", default=None,
@@ -98,6 +100,8 @@ def main() -> int:
     )
     if args.inference_size:
         release["inference_input_size"] = int(args.inference_size)
+    if args.no_upsampling:
+        release["inference_no_upsampling"] = True
     if args.threshold is not None:
         if not 0.0 < args.threshold < 1.0:
             raise SystemExit("--threshold must be in (0, 1)")

@@ -122,6 +122,8 @@ class Predictor:
         self.model_id: str = card_id(card)  # the id the workspace registers it under
         # the card may ask for a larger input than training used (small lesions: docs/MODEL.md)
         self.input_size = int(card.get("inference_input_size") or self.cfg.input_size)
+        # never upsample a small image beyond its own size (chosen on Kvasir val_choose, docs/MODEL.md)
+        self.no_upsampling = bool(card.get("inference_no_upsampling"))
         self.decision_threshold = float(card.get("decision_threshold") or 0.5)
         if not 0.0 < self.decision_threshold < 1.0:
             raise ValueError(f"card decision_threshold must be in (0, 1), got {self.decision_threshold}")
@@ -161,8 +163,16 @@ class Predictor:
         return pred
 
     # -- pre / post ------------------------------------------------------------------------
-    def _prep_image(self, img: np.ndarray) -> np.ndarray:
+    def size_for(self, h: int, w: int) -> int:
+        """The network input size for a WLI image of h x w: the card's, or with
+        ``inference_no_upsampling`` the image's short side (a multiple of 32, not below the training
+        size) when that is smaller, since upsampling a small image invents no detail."""
         s = self.input_size
+        if self.no_upsampling and min(h, w) < s:
+            s = max(self.cfg.input_size, min(s, min(h, w) // 32 * 32))
+        return s
+
+    def _prep_image(self, img: np.ndarray, s: int) -> np.ndarray:
         h, w = img.shape[:2]
         interp = cv2.INTER_AREA if (h > s or w > s) else cv2.INTER_LINEAR
         if (h, w) != (s, s):
@@ -174,7 +184,8 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         _check_rgb(wli, "wli")
         h, w = wli.shape[:2]
-        wl = self._prep_image(wli)
+        s = self.size_for(h, w)
+        wl = self._prep_image(wli, s)
         if nbi is None:
             return wl, None
         _check_rgb(nbi, "nbi")
@@ -183,7 +194,7 @@ class Predictor:
             raise ValueError(f"homography must be 3x3, got {hm.shape}")
         if homography is not None or nbi.shape[:2] != (h, w):
             nbi = cv2.warpPerspective(nbi, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        return wl, self._prep_image(nbi)
+        return wl, self._prep_image(nbi, s)
 
     def _to_tensor(self, arrs: list[np.ndarray]) -> torch.Tensor:
         # (B,s,s,3) NHWC memory viewed as NCHW = channels_last without a copy
@@ -282,7 +293,7 @@ class Predictor:
         h, w = wli.shape[:2]
         t0 = time.perf_counter()
         wl, nb = self._preprocess(wli, nbi, homography)
-        maps = click_maps(list(clicks), prev_mask, (h, w), self.input_size)
+        maps = click_maps(list(clicks), prev_mask, (h, w), self.size_for(h, w))
         t1 = time.perf_counter()
         prob_small = self._infer([wl], [nb], clicks=[maps])[0]
         t2 = time.perf_counter()
@@ -297,8 +308,17 @@ class Predictor:
         if batch_size is None:
             batch_size = 8 if self.device.startswith("cuda") else 1
         results: list[Prediction] = []
-        for start in range(0, len(pairs), batch_size):
-            chunk = [tuple(p) + (None,) * (3 - len(p)) for p in pairs[start : start + batch_size]]
+        # one batch holds pairs of one network input size (``size_for`` may differ per image)
+        chunks: list[tuple[object, list[tuple]]] = []
+        for pair in pairs:
+            item = tuple(pair) + (None,) * (3 - len(pair))
+            shape = getattr(item[0], "shape", None)
+            key = self.size_for(shape[0], shape[1]) if shape is not None and len(shape) >= 2 else id(item)
+            if chunks and chunks[-1][0] == key and len(chunks[-1][1]) < batch_size:
+                chunks[-1][1].append(item)
+            else:
+                chunks.append((key, [item]))
+        for _, chunk in chunks:
             wl, nb, pre_ms = [], [], []
             for wli, nbi, hm in chunk:
                 s = time.perf_counter()

@@ -236,3 +236,21 @@ def test_a_cards_decision_threshold_moves_the_overlay_rule_to_it(model_path: Pat
     (dest / model_path.name).write_text(json.dumps(card))
     with pytest.raises(ValueError, match="decision_threshold"):
         Predictor.load(dest / model_path.name, device="cpu")
+
+
+def test_no_upsampling_runs_small_images_at_their_own_size_and_batches_by_size(model_path: Path) -> None:
+    """Release 3 runs 384 px but Kvasir-sized (256 px) images at 256 (chosen on Kvasir val_choose):
+    the size follows each image, and a batch mixing sizes still gives each pair its own answer."""
+    p = Predictor.load(model_path, device="cpu")
+    p.input_size, p.no_upsampling = 160, True  # training size of the fixture: 96
+    assert [p.size_for(h, w) for h, w in [(512, 640), (128, 128), (100, 300), (60, 60)]] == [160, 128, 96, 96]
+    p.no_upsampling = False
+    assert p.size_for(128, 128) == 160
+    p.no_upsampling = True
+    wli, nbi = _images()  # 200 x 300 -> 192 > 160: the card's size
+    small = cv2.resize(wli, (128, 112))  # -> 96 (112 // 32 * 32 = 96)
+    alone = [p.predict(wli, nbi).prob, p.predict(small).prob]
+    mixed = p.predict_batch([(wli, nbi), (small,)], batch_size=2)
+    assert [m.prob.shape for m in mixed] == [(200, 300), (112, 128)]
+    for got, ref in zip(mixed, alone, strict=True):
+        assert np.abs(got.prob.astype(int) - ref.astype(int)).max() <= 1

@@ -191,7 +191,8 @@ def test_finetune_keeps_the_parents_inference_size_threshold_and_views(tmp_path,
     _, plain = load_model(parent)
     assert plain["test_time_flips"] == ["none", "h"] and "decision_threshold" not in plain
     card = json.loads(Path(parent).read_text())
-    card.update({"inference_input_size": 96, "decision_threshold": 0.3, "test_time_flips": ["none"]})
+    card.update({"inference_input_size": 96, "inference_no_upsampling": True, "decision_threshold": 0.3,
+                 "test_time_flips": ["none"]})
     Path(parent).write_text(json.dumps(card))
 
     def finetune(name: str, *extra: str) -> dict:
@@ -201,6 +202,7 @@ def test_finetune_keeps_the_parents_inference_size_threshold_and_views(tmp_path,
 
     child = finetune("b")
     assert child["inference_input_size"] == 96 and child["decision_threshold"] == 0.3
+    assert child["inference_no_upsampling"] is True
     assert child["test_time_flips"] == ["none"]
     pred = Predictor.load(tmp_path / "b" / "b.json", device="cpu")
     assert pred.input_size == 96 and pred.decision_threshold == 0.3 and pred.flips == [()]

@@ -303,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.input_size:
         predictor.input_size = int(args.input_size)
+        predictor.no_upsampling = False  # the ablation asks for exactly this size
     if args.nbi_only:
         try:
             predictor.set_streams("nbi")

@@ -126,7 +126,7 @@ def check_args(args: argparse.Namespace) -> list[str]:
     return tta_flips
 
 
-OPERATING_POINT_KEYS = ("inference_input_size", "decision_threshold")
+OPERATING_POINT_KEYS = ("inference_input_size", "inference_no_upsampling", "decision_threshold")
 
 
 def inherited_operating_point(tta_flips: list[str], pcard: dict | None) -> tuple[list[str], dict]:
