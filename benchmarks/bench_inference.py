@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--model", default=None, help="a model card (default: the bundled model)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's policy)")
     ap.add_argument("--omp-wait", choices=("passive", "default"), default="passive",
@@ -110,10 +111,10 @@ def measure(adf: Predictor, unet: UNetPredictor | None, pair: tuple, warmup: int
 
 def main() -> None:
     torch.manual_seed(0)
-    bundled = ROOT / "resources" / "models" / "adf-tiny.json"
+    bundled = Path(ARGS.model) if ARGS.model else ROOT / "resources" / "models" / "adf-tiny.json"
     with tempfile.TemporaryDirectory() as tmp:
         if bundled.is_file():
-            path, source = bundled, "bundled"
+            path, source = bundled, "bundled" if not ARGS.model else str(bundled)
         else:
             cfg = get_preset("tiny")
             path, source = save_model(ADFNet(cfg), cfg, Path(tmp) / "adf-tiny", {"id": "adf-tiny-random"}), "random-init"
