@@ -369,7 +369,7 @@
     </message>
     <message>
         <source>requested</source>
-        <translation>按要求使用</translation>
+        <translation>用户指定</translation>
     </message>
 </context>
 <context>
@@ -1214,7 +1214,7 @@ Restore them as new revisions?</source>
     <name>Status</name>
     <message>
         <source>new</source>
-        <translation>新建</translation>
+        <translation>未处理</translation>
     </message>
     <message>
         <source>predicted</source>
@@ -1343,7 +1343,7 @@ Restore them as new revisions?</source>
     </message>
     <message>
         <source>Mode (M)</source>
-        <translation>方式 (M)</translation>
+        <translation>样式 (M)</translation>
     </message>
     <message>
         <source>Opacity</source>
