@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workspace", help="workspace folder to open (default: the last one, else the demo workspace)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model runs (auto: CUDA when usable, else CPU)")
+    p.add_argument("--lang", choices=("system", "en", "zh_CN"), default=None,
+                   help="language of the window for this run (default: Edit ▸ Settings, else the system's)")
     p.add_argument("--self-test", action="store_true",
                    help="build a temporary demo workspace, open the window, predict one case, close; print JSON")
     p.add_argument("--self-test-timeout", type=float, default=180.0, help=argparse.SUPPRESS)

@@ -2,6 +2,9 @@
 
     xvfb-run -a -s "-screen 0 1920x1200x24" .venv/bin/python docs/make_screenshot.py
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshot.py      # also works
+    xvfb-run -a -s "-screen 0 1920x1200x24" .venv/bin/python docs/make_screenshot.py --lang zh_CN \
+        --out docs/screenshot-zh_CN.png --dialog-out docs/screenshot-zh_CN-train.png \
+        --about-out docs/screenshot-zh_CN-about.png                                  # in Chinese
 
 The window keeps its first-start size (1600 x 1000, MainWindow's default) unless --size is given.
 Regenerate it whenever the window changes.
@@ -26,7 +29,11 @@ def main() -> int:
     ap.add_argument("--case", default=None, help="case id to show (default: the first vocal-fold case)")
     ap.add_argument("--size", default=None, help="WxH (default: the window's first-start size)")
     ap.add_argument("--mode", default="outline", choices=("outline", "fill", "probability"))
+    ap.add_argument("--lang", default="en", help="language of the window (en, zh_CN; viewer/i18n.py)")
+    ap.add_argument("--dialog-out", default=None, help="also render Model ▸ Train a new version… to this file")
+    ap.add_argument("--about-out", default=None, help="also render Help ▸ About (the medical disclaimer) to this file")
     args = ap.parse_args()
+    os.environ["ADF_LANG"] = args.lang
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
@@ -70,6 +77,28 @@ def main() -> int:
             time.sleep(0.02)
         win.grab().save(args.out)
         print(f"wrote {args.out} ({case})")
+        if args.dialog_out:
+            from viewer.train_dialog import TrainDialog
+
+            dlg = TrainDialog(win.ws.root, win.ws.models(), win)
+            dlg.show()
+            for _ in range(20):
+                app.processEvents()
+                time.sleep(0.02)
+            dlg.grab().save(args.dialog_out)
+            print(f"wrote {args.dialog_out}")
+            dlg.close()
+        if args.about_out:
+            from viewer.dialog_launchers import about_box
+
+            box = about_box(win)
+            box.show()
+            for _ in range(20):
+                app.processEvents()
+                time.sleep(0.02)
+            box.grab().save(args.about_out)
+            print(f"wrote {args.about_out}")
+            box.close()
         win.close()
         QApplication.processEvents()
     return 0

@@ -36,6 +36,7 @@ from model.card_file import (
     test_time_flips,
 )
 from model.config import ADFConfig
+from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 
 # the card's format, reading and id are torch-free in model/card_file.py; re-exported here
 __all__ = ["FORMAT_VERSION", "REQUIRED_KEYS", "TEST_TIME_FLIPS", "ModelFileError", "card_id", "card_stem",
@@ -98,17 +99,18 @@ def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu"
     try:
         data = wpath.read_bytes()
     except OSError as e:
-        raise ModelFileError(wpath, f"cannot read weights ({e.strerror or e})") from None
+        raise ModelFileError(wpath, Message(QT_TRANSLATE_NOOP("Errors", "cannot read weights ({error})"), error=e.strerror or e)) from None
     digest = _sha256_bytes(data)
     if digest != card["sha256"]:
         raise ModelFileError(
-            wpath, f"sha256 mismatch: file has {digest[:12]}..., card says {str(card['sha256'])[:12]}... (corrupt or replaced)"
-        )
+            wpath, Message(QT_TRANSLATE_NOOP("Errors", "sha256 mismatch: file has {file}..., card says {card}... "
+                                                       "(corrupt or replaced)"),
+                           file=digest[:12], card=str(card["sha256"])[:12]))
     try:
         state = load(data)
     except (SafetensorError, ValueError, RuntimeError, OSError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ModelFileError(wpath, f"not a valid safetensors file ({first})") from None
+        raise ModelFileError(wpath, Message(QT_TRANSLATE_NOOP("Errors", "not a valid safetensors file ({error})"), error=first)) from None
     net = ADFNet(cfg, init_weights=False)  # every weight comes from the file (checked below)
     want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     have = {k: tuple(v.shape) for k, v in state.items()}

@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 from model.names import safe_model_id
 
 FORMAT_VERSION = 1
@@ -52,11 +53,11 @@ def read_card_json(path: os.PathLike | str) -> tuple[dict, Path]:
     stem = card_stem(path)
     js = stem.with_name(stem.name + ".json")
     if not js.is_file():
-        raise ModelFileError(js, "model card not found (expected the .json beside the .safetensors)")
+        raise ModelFileError(js, Message(QT_TRANSLATE_NOOP("Errors", "model card not found (expected the .json beside the .safetensors)")))
     try:
         card = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(js, f"model card is not valid JSON ({e})") from None
+        raise ModelFileError(js, Message(QT_TRANSLATE_NOOP("Errors", "model card is not valid JSON ({error})"), error=e)) from None
     if not isinstance(card, dict):
         raise ModelFileError(js, "model card is not a JSON object")
     return card, js

@@ -10,6 +10,7 @@ made from exactly the current inputs (a hash of the app's code, resources, spec 
 
 Test (``--test``), all headless and in a throw-away HOME, from a foreign working directory:
   1. ``ADF-Viewer --self-test``: window + one prediction with the bundled model, JSON ok;
+  1b. ``ADF-Viewer --self-test`` with a Chinese OS locale: it starts in zh_CN with its .qm files;
   2. ``ADF-Viewer`` as on a first double-click: the demo workspace is built in the user data
      folder and the first prediction is painted (ADF_VIEWER_REPORT_STARTUP=exit closes it);
   3. ``ADF-Viewer -m training <cmd> --help`` for every command (all modules were bundled);
@@ -42,6 +43,7 @@ SPEC = PACKAGING / "adf_viewer.spec"
 INPUT_GLOBS = ("main.py", "viewer/**/*.py", "training/**/*.py", "model/**/*.py", "resources/**/*", "requirements.txt",
                "packaging/adf_viewer.spec", "packaging/prune.py", "packaging/linux/*")
 TRAINING_COMMANDS = ("import", "train", "evaluate", "export")
+TRANSLATIONS = ("adf_viewer_zh_CN.qm", "qtbase_zh_CN.qm")  # in resources/i18n of the bundle
 
 
 def executable(bundle: Path, cli: bool = True) -> Path:
@@ -175,6 +177,17 @@ def test_bundle(bundle: Path, timeout: float = 600.0) -> dict:
         res["self_test"] = {"rc": rc, "s": round(secs, 1), **st}
         if rc != 0 or not st.get("ok"):
             failures.append(f"--self-test rc={rc}: {st.get('error') or err[-1500:]}")
+        # on a Chinese OS the app starts in Chinese: its own .qm and Qt's are bundled and loaded (issue 21)
+        i18n_dir = prune.contents_dir(bundle) / "resources" / "i18n"
+        missing_qm = [n for n in TRANSLATIONS if not (i18n_dir / n).is_file()]
+        zh_env = {**env, "LANG": "zh_CN.UTF-8", "LC_ALL": "zh_CN.UTF-8", "LANGUAGE": "zh_CN"}
+        rc, out, err, secs = _run([str(exe), "--self-test"], zh_env, tmp, timeout)
+        st = _last_json(out)
+        res["self_test_zh_CN"] = {"rc": rc, "s": round(secs, 1), "ok": st.get("ok"), "language": st.get("language"),
+                                  "translations": st.get("translations"), "missing_in_bundle": missing_qm}
+        if missing_qm or rc != 0 or not st.get("ok") or st.get("language") != "zh_CN" \
+                or sorted(st.get("translations") or []) != sorted(TRANSLATIONS):
+            failures.append(f"zh_CN start: {res['self_test_zh_CN']} {st.get('error') or err[-800:]}")
         # a first double-click: no --workspace, so the demo workspace is built in the user data folder
         rc, out, err, secs = _run([str(exe)], {**env, "ADF_VIEWER_REPORT_STARTUP": "exit"}, tmp, timeout)
         events = {e.get("event") for e in map(_json_or_empty, out.splitlines())}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_DRIVER", "PySide6")
+os.environ.setdefault("ADF_LANG", "en")  # the tests read English strings, whatever the OS language
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -88,6 +88,7 @@ def make_tree(tmp: Path, with_model: bool = True) -> Path:
     shutil.copytree(ROOT / "resources" / "demo", res / "demo")
     shutil.copytree(ROOT / "resources" / "icons", res / "icons")
     shutil.copy2(ROOT / "resources" / "style.qss", res / "style.qss")
+    shutil.copytree(ROOT / "resources" / "i18n", res / "i18n")  # the .ts and the .qm `make qm` built from it
     (res / "models").mkdir()
     if with_model:
         (res / "models" / "adf-tiny.json").write_text("{}")
@@ -133,6 +134,9 @@ def test_spec_bundles_model_demo_style_icons(spec_run):
     assert ("adf-tiny.safetensors", "resources/models") in dests
     assert ("style.qss", "resources") in dests
     assert ("ATTRIBUTION.md", "resources/demo") in dests  # the demo images' licence ships with them
+    # the translations (issue 21): the app's compiled .qm and Qt's own for the standard buttons
+    assert ("adf_viewer_zh_CN.qm", "resources/i18n") in dests and ("qtbase_zh_CN.qm", "resources/i18n") in dests
+    assert not any(name.endswith(".ts") for name, _d in dests)
     assert ("adf-viewer.png", "resources/icons") in dests
     demo_pairs = sorted(n for n, d in dests if d == "resources/demo" and n.endswith("_wli.jpg"))
     assert demo_pairs == sorted(p.name for p in (ROOT / "resources" / "demo").glob("*_wli.jpg"))
@@ -214,6 +218,14 @@ def test_spec_builds_one_folder_and_prunes_before_copying(tmp_path):
 def test_spec_refuses_to_build_without_the_model(tmp_path):
     root = make_tree(tmp_path, with_model=False)
     with pytest.raises(SystemExit, match="model"):
+        run_spec(root, tmp_path / "work")
+
+
+def test_spec_refuses_to_bundle_uncompiled_translations(tmp_path):
+    root = make_tree(tmp_path)
+    for qm in (root / "resources" / "i18n").glob("*.qm"):
+        qm.unlink()
+    with pytest.raises(SystemExit, match="make qm"):
         run_spec(root, tmp_path / "work")
 
 

@@ -19,8 +19,6 @@ import struct
 import cv2
 import numpy as np
 
-# Atomic writes live in model/atomic.py (model/card.py writes through them too, and model/ never
-# imports training/); re-exported here, where the store, export and recovery have always found them.
 from model.atomic import (
     HOST_TAG,
     TEMP_PREFIX,
@@ -30,6 +28,10 @@ from model.atomic import (
     temp_name,
     write_bytes_atomic,
 )
+
+# Atomic writes live in model/atomic.py (model/card.py writes through them too, and model/ never
+# imports training/); re-exported here, where the store, export and recovery have always found them.
+from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 
 __all__ = [
     "MAX_PIXELS",
@@ -203,32 +205,32 @@ def read_file_bytes(path: os.PathLike | str) -> bytes:
         st = os.stat(os.fspath(path))
         if not stat.S_ISREG(st.st_mode):
             if stat.S_ISDIR(st.st_mode):
-                raise ImageReadError(path, "is a directory")
+                raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "is a directory")))
             raise ImageReadError(path, "not a regular file (pipe, device or socket)")
         if st.st_size > MAX_FILE_BYTES:
             raise ImageReadError(path, f"file too large ({st.st_size} bytes > {MAX_FILE_BYTES})")
         # numpy.fromfile uses Python's own open(): non-UTF-8 and long names work everywhere.
         return np.fromfile(os.fspath(path), dtype=np.uint8).tobytes()
     except FileNotFoundError:
-        raise ImageReadError(path, "file not found") from None
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "file not found"))) from None
     except IsADirectoryError:
-        raise ImageReadError(path, "is a directory") from None
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "is a directory"))) from None
     except OSError as exc:
-        raise ImageReadError(path, f"unreadable ({exc.strerror or exc})") from None
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "unreadable ({error})"), error=exc.strerror or exc)) from None
 
 
 def _decode(data: bytes, path: os.PathLike | str, flags: int) -> np.ndarray:
     """Decode with the size checked first; returns OpenCV's array (BGR order, any depth)."""
     if len(data) == 0:
-        raise ImageReadError(path, "empty file (0 bytes)")
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "empty file (0 bytes)")))
     fmt = _format(data)
     if fmt is None:
-        raise ImageReadError(path, "not an image (unknown format)")
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "not an image (unknown format)")))
     # Every format we accept has its size read from the header: a small compressed TIFF or WebP
     # can otherwise expand to gigabytes inside OpenCV before the size is known.
     size = image_size(data)
     if size is None:
-        raise ImageReadError(path, f"damaged {fmt.upper()} header")
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "damaged {format} header"), format=fmt.upper()))
     w, h = size
     if w <= 0 or h <= 0:
         raise ImageReadError(path, f"invalid image size {w}x{h}")
@@ -236,20 +238,20 @@ def _decode(data: bytes, path: os.PathLike | str, flags: int) -> np.ndarray:
         raise ImageReadError(path, f"image too large ({w}x{h} > {MAX_PIXELS} pixels)")
     if fmt == "png" and data.rfind(b"IEND\xaeB`\x82") < 0:
         # libpng may return a partly grey image for a truncated file: refuse instead.
-        raise ImageReadError(path, "truncated PNG (no IEND chunk)")
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "truncated PNG (no IEND chunk)")))
     if fmt == "jpeg":
         # libjpeg pads a truncated JPEG with grey and only warns. Entropy-coded data never holds
         # FF D9, so the main image is complete iff an EOI follows its SOF (an EXIF thumbnail's EOI
         # comes before it; trailing vendor bytes after the EOI are fine).
         sof = _jpeg_sof(data)
         if sof is None or data.rfind(b"\xff\xd9") < sof[0]:
-            raise ImageReadError(path, "truncated JPEG (no end-of-image marker)")
+            raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "truncated JPEG (no end-of-image marker)")))
     try:
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error as exc:
         raise ImageReadError(path, f"cannot decode {fmt.upper()} ({str(exc).strip().splitlines()[-1]})") from None
     if img is None or img.size == 0:
-        raise ImageReadError(path, f"cannot decode {fmt.upper()} (corrupt or unsupported)")
+        raise ImageReadError(path, Message(QT_TRANSLATE_NOOP("Errors", "cannot decode {format} (corrupt or unsupported)"), format=fmt.upper()))
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
         raise ImageReadError(path, f"image too large ({img.shape[1]}x{img.shape[0]} > {MAX_PIXELS} pixels)")
     return img

@@ -432,7 +432,7 @@ def import_sources(ws: Workspace, sources: Iterable[os.PathLike | str], patient_
         except WorkspaceError:
             raise
         except (ImageReadError, OSError, ValueError) as exc:
-            cid, reason = None, str(getattr(exc, "reason", exc))
+            cid, reason = None, getattr(exc, "reason", None) or str(exc)  # a Message stays one (translated in the UI)
         except Exception as exc:  # noqa: BLE001 - one odd file (cv2.error, MemoryError...) never aborts the batch
             cid, reason = None, f"{type(exc).__name__}: {exc}"
         if cid is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from model.i18n_marks import QT_TRANSLATE_NOOP
 from viewer.tools import (
     BRUSH,
     CLICK,
@@ -25,6 +26,16 @@ from viewer.tools import (
 )
 
 MENUS = ("File", "Edit", "View", "Case", "Model", "Help")
+# the menu names as lupdate sees them: the F1 section titles, and the menu bar's titles with their
+# Alt mnemonic ("&File"; a translation places its own, e.g. "文件(&F)"). MENUS stays the English key.
+MENU_TITLES = {
+    "File": (QT_TRANSLATE_NOOP("Menus", "File"), QT_TRANSLATE_NOOP("Menus", "&File")),
+    "Edit": (QT_TRANSLATE_NOOP("Menus", "Edit"), QT_TRANSLATE_NOOP("Menus", "&Edit")),
+    "View": (QT_TRANSLATE_NOOP("Menus", "View"), QT_TRANSLATE_NOOP("Menus", "&View")),
+    "Case": (QT_TRANSLATE_NOOP("Menus", "Case"), QT_TRANSLATE_NOOP("Menus", "&Case")),
+    "Model": (QT_TRANSLATE_NOOP("Menus", "Model"), QT_TRANSLATE_NOOP("Menus", "&Model")),
+    "Help": (QT_TRANSLATE_NOOP("Menus", "Help"), QT_TRANSLATE_NOOP("Menus", "&Help")),
+}
 
 
 @dataclass(frozen=True)
@@ -45,26 +56,41 @@ class ActionSpec:
     def help_text(self) -> str:
         return self.help or self.text.rstrip("…").strip()
 
+    def tr_text(self) -> str:
+        """The menu text in the UI language (the table holds the English source)."""
+        return translated(self.text)
+
+    def tr_help(self) -> str:
+        """The F1 line in the UI language."""
+        return translated(self.help) if self.help else self.tr_text().rstrip("…").strip()
+
+
+def translated(text: str, context: str = "Actions") -> str:
+    """A string of this table in the UI language (marked with QT_TRANSLATE_NOOP in ``context``)."""
+    from PySide6.QtCore import QCoreApplication
+
+    return QCoreApplication.translate(context, text)
+
 
 TOOL_SHORTCUTS = {
     NAVIGATE: "H", BRUSH: "B", ERASER: "E", POLYGON: "P", POLYGON_ERASE: "Shift+P", LASSO: "L",
     LASSO_ERASE: "Shift+L", PUSH_PULL: "U", CLICK: "C",
 }
-TOOL_HELP = {NAVIGATE: "Navigate (left-drag pans)", PUSH_PULL: "Push / pull the boundary",
-             CLICK: "Click to correct: left click = tumour, right or Shift+click = not tumour; the model "
-                    "redraws the mask (Ctrl+Z removes the last click)"}
+TOOL_HELP = {NAVIGATE: QT_TRANSLATE_NOOP("Actions", "Navigate (left-drag pans)"), PUSH_PULL: QT_TRANSLATE_NOOP("Actions", "Push / pull the boundary"),
+             CLICK: QT_TRANSLATE_NOOP("Actions", "Click to correct: left click = tumour, right or Shift+click = not "
+                                                 "tumour; the model redraws the mask (Ctrl+Z removes the last click)")}
 # (name, label, shortcut, keyword arguments of EditController.apply_operation)
 OPERATIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
-    ("smooth", "Smooth boundary", "Alt+S", {}),
-    ("grow", "Grow 2 px", "Alt+=", {"pixels": 2}),
-    ("shrink", "Shrink 2 px", "Alt+-", {"pixels": 2}),
-    ("fill_holes", "Fill holes", "Alt+H", {}),
-    ("remove_islands", "Remove islands < 50 px", "Alt+I", {"min_pixels": 50}),
-    ("refine", "Refine (GrabCut)", "G", {}),
+    ("smooth", QT_TRANSLATE_NOOP("Actions", "Smooth boundary"), "Alt+S", {}),
+    ("grow", QT_TRANSLATE_NOOP("Actions", "Grow 2 px"), "Alt+=", {"pixels": 2}),
+    ("shrink", QT_TRANSLATE_NOOP("Actions", "Shrink 2 px"), "Alt+-", {"pixels": 2}),
+    ("fill_holes", QT_TRANSLATE_NOOP("Actions", "Fill holes"), "Alt+H", {}),
+    ("remove_islands", QT_TRANSLATE_NOOP("Actions", "Remove islands < 50 px"), "Alt+I", {"min_pixels": 50}),
+    ("refine", QT_TRANSLATE_NOOP("Actions", "Refine (GrabCut)"), "G", {}),
 )
-LAYOUT_LABELS = {"side_by_side": "Side by side", "wli_only": "WLI only", "nbi_only": "NBI only",
-                 "swapped": "Swapped (NBI | WLI)"}
-TUMOUR_FREE_NOTE = "approved as tumour-free"
+LAYOUT_LABELS = {"side_by_side": QT_TRANSLATE_NOOP("Actions", "Side by side"), "wli_only": QT_TRANSLATE_NOOP("Actions", "WLI only"), "nbi_only": QT_TRANSLATE_NOOP("Actions", "NBI only"),
+                 "swapped": QT_TRANSLATE_NOOP("Actions", "Swapped (NBI | WLI)")}
+TUMOUR_FREE_NOTE = "approved as tumour-free"  # stored in the revision note: stays English
 
 
 def _tool_specs() -> list[ActionSpec]:
@@ -79,63 +105,64 @@ def _operation_specs() -> list[ActionSpec]:
 
 
 def _layout_specs() -> list[ActionSpec]:
-    return [ActionSpec(f"layout.{mode}", label, "View", (f"F{5 + i}",), f"Layout: {label}", checkable=True,
+    return [ActionSpec(f"layout.{mode}", label, "View", (f"F{5 + i}",), "", checkable=True,
                        group="layouts", separator_before=i == 0)
             for i, (mode, label) in enumerate(LAYOUT_LABELS.items())]
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("new_workspace", "New workspace…", "File", ("Ctrl+N",)),
-    ActionSpec("open_workspace", "Open workspace…", "File", ("Ctrl+O",)),
-    ActionSpec("import", "Import pairs…", "File", ("Ctrl+I",)),
-    ActionSpec("import_video", "Import video…", "File", ("Ctrl+Shift+I",),
-               help="Import endoscopy videos (WLI/NBI frames found, paired and registered)"),
-    ActionSpec("export", "Export dataset…", "File", ("Ctrl+E",)),
-    ActionSpec("save", "Save now", "File", ("Ctrl+S",), "Save now (autosave runs 2 s after the last edit)",
+    ActionSpec("new_workspace", QT_TRANSLATE_NOOP("Actions", "New workspace…"), "File", ("Ctrl+N",)),
+    ActionSpec("open_workspace", QT_TRANSLATE_NOOP("Actions", "Open workspace…"), "File", ("Ctrl+O",)),
+    ActionSpec("import", QT_TRANSLATE_NOOP("Actions", "Import pairs…"), "File", ("Ctrl+I",)),
+    ActionSpec("import_video", QT_TRANSLATE_NOOP("Actions", "Import video…"), "File", ("Ctrl+Shift+I",),
+               help=QT_TRANSLATE_NOOP("Actions", "Import endoscopy videos (WLI/NBI frames found, paired and registered)")),
+    ActionSpec("export", QT_TRANSLATE_NOOP("Actions", "Export dataset…"), "File", ("Ctrl+E",)),
+    ActionSpec("save", QT_TRANSLATE_NOOP("Actions", "Save now"), "File", ("Ctrl+S",), QT_TRANSLATE_NOOP("Actions", "Save now (autosave runs 2 s after the last edit)"),
                separator_before=True),
-    ActionSpec("quit", "Quit", "File", ("Ctrl+Q",), separator_before=True),
+    ActionSpec("quit", QT_TRANSLATE_NOOP("Actions", "Quit"), "File", ("Ctrl+Q",), separator_before=True),
 
-    ActionSpec("undo", "Undo", "Edit", ("Ctrl+Z",), "Undo stroke"),
-    ActionSpec("redo", "Redo", "Edit", ("Ctrl+Shift+Z", "Ctrl+Y")),
+    ActionSpec("undo", QT_TRANSLATE_NOOP("Actions", "Undo"), "Edit", ("Ctrl+Z",), QT_TRANSLATE_NOOP("Actions", "Undo stroke")),
+    ActionSpec("redo", QT_TRANSLATE_NOOP("Actions", "Redo"), "Edit", ("Ctrl+Shift+Z", "Ctrl+Y")),
     *_tool_specs(),
-    ActionSpec("brush_larger", "Larger brush", "Edit", ("]",), separator_before=True),
-    ActionSpec("brush_smaller", "Smaller brush", "Edit", ("[",)),
+    ActionSpec("brush_larger", QT_TRANSLATE_NOOP("Actions", "Larger brush"), "Edit", ("]",), separator_before=True),
+    ActionSpec("brush_smaller", QT_TRANSLATE_NOOP("Actions", "Smaller brush"), "Edit", ("[",)),
     *_operation_specs(),
+    ActionSpec("settings", QT_TRANSLATE_NOOP("Actions", "Settings…"), "Edit", separator_before=True),
 
-    ActionSpec("fit", "Fit", "View", ("Home", "Ctrl+0"), "Fit the images to the view"),
-    ActionSpec("actual_size", "Actual pixels (1:1)", "View", ("Ctrl+1",)),
-    ActionSpec("zoom_in", "Zoom in", "View", ("Ctrl+=", "Ctrl++")),
-    ActionSpec("zoom_out", "Zoom out", "View", ("Ctrl+-",)),
+    ActionSpec("fit", QT_TRANSLATE_NOOP("Actions", "Fit"), "View", ("Home", "Ctrl+0"), QT_TRANSLATE_NOOP("Actions", "Fit the images to the view")),
+    ActionSpec("actual_size", QT_TRANSLATE_NOOP("Actions", "Actual pixels (1:1)"), "View", ("Ctrl+1",)),
+    ActionSpec("zoom_in", QT_TRANSLATE_NOOP("Actions", "Zoom in"), "View", ("Ctrl+=", "Ctrl++")),
+    ActionSpec("zoom_out", QT_TRANSLATE_NOOP("Actions", "Zoom out"), "View", ("Ctrl+-",)),
     *_layout_specs(),
-    ActionSpec("toggle_overlay", "Toggle overlay", "View", ("O",), "Overlay on / off", separator_before=True),
-    ActionSpec("overlay_mode", "Next overlay mode", "View", ("M",), "Overlay mode: outline, filled, heat map"),
+    ActionSpec("toggle_overlay", QT_TRANSLATE_NOOP("Actions", "Toggle overlay"), "View", ("O",), QT_TRANSLATE_NOOP("Actions", "Overlay on / off"), separator_before=True),
+    ActionSpec("overlay_mode", QT_TRANSLATE_NOOP("Actions", "Next overlay mode"), "View", ("M",), QT_TRANSLATE_NOOP("Actions", "Overlay mode: outline, filled, heat map")),
 
-    ActionSpec("next_case", "Next case", "Case", ("PgDown", "Alt+Down")),
-    ActionSpec("previous_case", "Previous case", "Case", ("PgUp", "Alt+Up")),
-    ActionSpec("accept", "Accept and next", "Case", ("A", "Return", "Enter"),
-               "Accept the mask on screen and go to the next case to review", separator_before=True),
-    ActionSpec("approve_tumour_free", "Approve as tumour-free", "Case", ("Ctrl+Shift+A",),
-               "Approve the case as showing no tumour (saves an empty mask) and go to the next case"),
-    ActionSpec("exclude", "Exclude…", "Case", ("X",), "Exclude the case with a reason"),
-    ActionSpec("predict", "Predict again", "Case", ("Ctrl+R",), separator_before=True),
-    ActionSpec("preannotate", "Pre-annotate all…", "Case", ("Ctrl+Shift+R",)),
-    ActionSpec("agreement", "Agreement summary…", "Case", ("Ctrl+Shift+D",)),
+    ActionSpec("next_case", QT_TRANSLATE_NOOP("Actions", "Next case"), "Case", ("PgDown", "Alt+Down")),
+    ActionSpec("previous_case", QT_TRANSLATE_NOOP("Actions", "Previous case"), "Case", ("PgUp", "Alt+Up")),
+    ActionSpec("accept", QT_TRANSLATE_NOOP("Actions", "Accept and next"), "Case", ("A", "Return", "Enter"),
+               QT_TRANSLATE_NOOP("Actions", "Accept the mask on screen and go to the next case to review"), separator_before=True),
+    ActionSpec("approve_tumour_free", QT_TRANSLATE_NOOP("Actions", "Approve as tumour-free"), "Case", ("Ctrl+Shift+A",),
+               QT_TRANSLATE_NOOP("Actions", "Approve the case as showing no tumour (saves an empty mask) and go to the next case")),
+    ActionSpec("exclude", QT_TRANSLATE_NOOP("Actions", "Exclude…"), "Case", ("X",), QT_TRANSLATE_NOOP("Actions", "Exclude the case with a reason")),
+    ActionSpec("predict", QT_TRANSLATE_NOOP("Actions", "Predict again"), "Case", ("Ctrl+R",), separator_before=True),
+    ActionSpec("preannotate", QT_TRANSLATE_NOOP("Actions", "Pre-annotate all…"), "Case", ("Ctrl+Shift+R",)),
+    ActionSpec("agreement", QT_TRANSLATE_NOOP("Actions", "Agreement summary…"), "Case", ("Ctrl+Shift+D",)),
 
-    ActionSpec("train", "Train a new version…", "Model", ("Ctrl+T",)),
-    ActionSpec("model_versions", "Model versions…", "Model"),
+    ActionSpec("train", QT_TRANSLATE_NOOP("Actions", "Train a new version…"), "Model", ("Ctrl+T",)),
+    ActionSpec("model_versions", QT_TRANSLATE_NOOP("Actions", "Model versions…"), "Model"),
 
-    ActionSpec("shortcuts", "Keyboard shortcuts", "Help", ("F1",), "This list of keyboard shortcuts"),
-    ActionSpec("about", "About ADF Viewer", "Help"),
+    ActionSpec("shortcuts", QT_TRANSLATE_NOOP("Actions", "Keyboard shortcuts"), "Help", ("F1",), QT_TRANSLATE_NOOP("Actions", "This list of keyboard shortcuts")),
+    ActionSpec("about", QT_TRANSLATE_NOOP("Actions", "About ADF Viewer"), "Help"),
 )
 
 # Keys and gestures that are not menu actions: they act inside the image views only.
 GESTURES: tuple[tuple[str, str], ...] = (
-    ("Wheel", "Zoom at the cursor"),
-    ("Middle / right drag", "Pan (with the click tool a right click marks \"not tumour\": middle drag pans)"),
-    ("Ctrl+wheel", "Brush size"),
-    ("Enter / Esc / Backspace", "While drawing a polygon: close it / cancel it / remove the last point"),
+    (QT_TRANSLATE_NOOP("Actions", "Wheel"), QT_TRANSLATE_NOOP("Actions", "Zoom at the cursor")),
+    (QT_TRANSLATE_NOOP("Actions", "Middle / right drag"), QT_TRANSLATE_NOOP("Actions", "Pan (with the click tool a right click marks \"not tumour\": middle drag pans)")),
+    ("Ctrl+wheel", QT_TRANSLATE_NOOP("Actions", "Brush size")),
+    ("Enter / Esc / Backspace", QT_TRANSLATE_NOOP("Actions", "While drawing a polygon: close it / cancel it / remove the last point")),
 )
-GESTURES_SECTION = "Mouse, and keys while drawing"
+GESTURES_SECTION = QT_TRANSLATE_NOOP("Actions", "Mouse, and keys while drawing")
 
 
 def action(action_id: str) -> ActionSpec:
@@ -147,11 +174,12 @@ def action(action_id: str) -> ActionSpec:
 
 
 def help_sections() -> list[tuple[str, list[tuple[tuple[str, ...], str, str | None]]]]:
-    """F1's rows by section: (title, [(shortcuts, help line, action id or None for a gesture)])."""
+    """F1's rows by section, in the UI language: (title, [(shortcuts, help line, action id or None for a gesture)])."""
     sections: list[tuple[str, list[tuple[tuple[str, ...], str, str | None]]]] = []
     for menu in MENUS:
-        rows = [(s.shortcuts, s.help_text, s.id) for s in ACTIONS if s.menu == menu and s.shortcuts]
+        rows = [(s.shortcuts, s.tr_help(), s.id) for s in ACTIONS if s.menu == menu and s.shortcuts]
         if rows:
-            sections.append((menu, rows))
-    sections.append((GESTURES_SECTION, [((keys,), text, None) for keys, text in GESTURES]))
+            sections.append((translated(menu, "Menus"), rows))
+    sections.append((translated(GESTURES_SECTION), [((translated(keys),), translated(text), None)
+                                                    for keys, text in GESTURES]))
     return sections

@@ -28,8 +28,10 @@ def display_available() -> bool:
     return True
 
 
-def make_app(argv: list[str] | None = None) -> Any:
-    """The QApplication with our style sheet and names (reused if one exists, e.g. under pytest-qt)."""
+def make_app(argv: list[str] | None = None, settings: Any = None) -> Any:
+    """The QApplication with our style sheet, names and translators (reused if one exists, e.g. under
+    pytest-qt). The language: ``$ADF_LANG``, else the Settings dialog's choice in ``settings``,
+    else the OS's (viewer/i18n.py)."""
     os.environ.setdefault("QT_DRIVER", "PySide6")
     from PySide6.QtWidgets import QApplication
 
@@ -49,6 +51,9 @@ def make_app(argv: list[str] | None = None) -> Any:
 
         app.setWindowIcon(QIcon(str(icon)))
     app.setDesktopFileName("adf-viewer")  # matches packaging/linux/adf-viewer.desktop (dock icon on Wayland)
+    from viewer import i18n
+
+    i18n.install(app, settings)
     return app
 
 
@@ -59,6 +64,13 @@ def settings_at(path: Path | None = None) -> Any:
     if path is not None:
         return QSettings(str(path), QSettings.Format.IniFormat)
     return QSettings(APP_ORG, APP_NAME)
+
+
+def _apply_lang_option(args: Any) -> None:
+    """``--lang`` overrides the language for this run (through ``$ADF_LANG``, read by viewer/i18n.py)."""
+    lang = getattr(args, "lang", None)
+    if lang is not None:
+        os.environ["ADF_LANG"] = "" if lang == "system" else lang
 
 
 def choose_workspace(requested: str | None, settings: Any) -> Path | None:
@@ -91,7 +103,9 @@ class DemoBuilder:
 
                     self.built.emit(str(demo.build_demo_workspace(paths.default_demo_workspace())))
                 except Exception as exc:  # noqa: BLE001 - one clear line in the window
-                    self.failed.emit(str(exc) or exc.__class__.__name__)
+                    from viewer.i18n import error_text
+
+                    self.failed.emit(error_text(exc))
 
         assert isinstance(win, QObject)
         self.win = win
@@ -101,7 +115,9 @@ class DemoBuilder:
         self.thread.failed.connect(self._failed)
 
     def start(self) -> None:
-        self.win.statusBar().showMessage("Preparing the demo workspace (first start)…")
+        from PySide6.QtCore import QCoreApplication
+
+        self.win.statusBar().showMessage(QCoreApplication.translate("App", "Preparing the demo workspace (first start)…"))
         self.win.busy.show()
         self.thread.start()
         self.preload = preload_torch()
@@ -118,7 +134,9 @@ class DemoBuilder:
 
     def _failed(self, message: str) -> None:
         self.win.busy.hide()
-        self.win.error_dialog("Cannot prepare the demo workspace", message)
+        from PySide6.QtCore import QCoreApplication
+
+        self.win.error_dialog(QCoreApplication.translate("App", "Cannot prepare the demo workspace"), message)
         print(f"ADF Viewer: cannot prepare the demo workspace: {message}", file=sys.stderr)
 
     def wait(self) -> None:
@@ -176,9 +194,11 @@ def run(args: Any, t_start: float) -> int:
         return 2
     from viewer.timeline import stamp
 
-    app = make_app()
+    _apply_lang_option(args)
+    settings = settings_at()
+    app = make_app(settings=settings)
     stamp("qt_ready")
-    win, builder = start_window(args, settings_at())
+    win, builder = start_window(args, settings)
     if os.environ.get("ADF_VIEWER_REPORT_STARTUP"):
         _report_startup(win, t_start)
     code = app.exec()
@@ -228,6 +248,7 @@ def self_test(args: Any, t_start: float) -> int:
 
 
 def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
+    _apply_lang_option(args)
     app = make_app()
     from PySide6.QtCore import QEventLoop
 
@@ -262,8 +283,10 @@ def _self_test_in(tmp: Path, args: Any, t_start: float) -> dict[str, Any]:
         win.close()
         app.processEvents()
     ok = check["predicted_pixels"] > 0 and check["overlay_pixels"] > 0 and check["shown_pixels"] > 0
+    from viewer import i18n
+
     out = {"ok": ok, "device": device, "ms_window": round(ms_window, 1), "ms_first_overlay": round(ms_overlay, 1),
-           **check}
+           "language": i18n.QLocale().name(), "translations": [p.name for p in i18n.installed_files()], **check}
     if not ok:
         out["error"] = ("the model predicted an empty mask on every demo case" if not check["predicted_pixels"]
                         else "the prediction's overlay did not reach the screen")

@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
 from training import recovery
+from viewer import i18n
 from viewer.app import APP_NAME
 
 if TYPE_CHECKING:
@@ -30,26 +32,59 @@ def error(win: MainWindow, title: str, text: str) -> None:
 
 def ask_restore_recovery(win: MainWindow, entries: list[recovery.JournalEntry]) -> bool:
     """Restore unsaved edits found in the recovery journal? (setting recovery/auto=restore: yes, unasked)"""
+    box = recovery_box(win, entries)
+    return win.settings.value("recovery/auto", "") == "restore" or box.exec() == QMessageBox.StandardButton.Yes
+
+
+def recovery_box(win: MainWindow, entries: list[recovery.JournalEntry]) -> QMessageBox:
+    """The question of ask_restore_recovery (built apart so that the tests can measure it)."""
     names = ", ".join(e.case_id for e in entries[:8]) + ("…" if len(entries) > 8 else "")
-    box = QMessageBox(QMessageBox.Icon.Question, "Unsaved edits found",
-                      f"{len(entries)} case(s) have edits that were not saved when {APP_NAME} last "
-                      f"closed: {names}.\n\nRestore them as new revisions?",
+    text = QCoreApplication.translate(
+        "Dialogs", "{n} case(s) have edits that were not saved when {app} last closed: {names}.\n\n"
+        "Restore them as new revisions?").format(n=i18n.integer(len(entries)), app=APP_NAME, names=names)
+    box = QMessageBox(QMessageBox.Icon.Question, QCoreApplication.translate("Dialogs", "Unsaved edits found"), text,
                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, win)
     box.setDefaultButton(QMessageBox.StandardButton.Yes)
-    return win.settings.value("recovery/auto", "") == "restore" or box.exec() == QMessageBox.StandardButton.Yes
+    return box
 
 
 def exclude_reason(win: MainWindow) -> str | None:
     """Why the case on screen is excluded (None: cancelled)."""
-    reason, ok = QInputDialog.getText(win, "Exclude case", "Why is this case excluded? (e.g. blurred, no lesion visible)")
-    return (reason.strip() or "no reason given") if ok else None
+    dlg = exclude_dialog(win)
+    ok = dlg.exec() == QInputDialog.DialogCode.Accepted
+    return (dlg.textValue().strip() or "no reason given") if ok else None  # stored: the default stays English
+
+
+def exclude_dialog(win: MainWindow) -> QInputDialog:
+    """The question of exclude_reason (built apart so that the tests can measure it)."""
+    dlg = QInputDialog(win)
+    dlg.setInputMode(QInputDialog.InputMode.TextInput)
+    dlg.setWindowTitle(QCoreApplication.translate("Dialogs", "Exclude case"))
+    dlg.setLabelText(QCoreApplication.translate("Dialogs", "Why is this case excluded? (e.g. blurred, no lesion visible)"))
+    return dlg
 
 
 # --- Help -------------------------------------------------------------------------------------------
 def about(win: MainWindow) -> None:
+    about_box(win).exec()
+
+
+def about_box(win: MainWindow) -> QMessageBox:
+    """Help ▸ About: what QMessageBox.about shows (the app icon, the text with its disclaimer)."""
     from viewer.dialogs import about_text
 
-    QMessageBox.about(win, f"About {APP_NAME}", about_text(win.ws))
+    box = QMessageBox(QMessageBox.Icon.NoIcon, QCoreApplication.translate("Dialogs", "About {app}").format(app=APP_NAME),
+                      about_text(win.ws), QMessageBox.StandardButton.Ok, win)
+    icon = win.windowIcon()
+    if not icon.isNull():
+        box.setIconPixmap(icon.pixmap(64, 64))
+    return box
+
+
+def settings(win: MainWindow) -> None:
+    from viewer.settings_dialog import SettingsDialog
+
+    SettingsDialog(win.settings, win).exec()
 
 
 def shortcuts(win: MainWindow) -> None:
@@ -60,20 +95,21 @@ def shortcuts(win: MainWindow) -> None:
 
 # --- File -------------------------------------------------------------------------------------------
 def new_workspace(win: MainWindow) -> None:
-    path = QFileDialog.getExistingDirectory(win, "Choose an empty folder for the new workspace")
+    path = QFileDialog.getExistingDirectory(
+        win, QCoreApplication.translate("Dialogs", "Choose an empty folder for the new workspace"))
     if path:
         from training.store import Workspace, WorkspaceError
 
         try:
             Workspace.open(Path(path), create=True).close()
         except (WorkspaceError, OSError) as exc:
-            error(win, "Cannot create workspace", str(exc))
+            error(win, QCoreApplication.translate("Dialogs", "Cannot create workspace"), i18n.error_text(exc))
             return
         win.open_workspace(Path(path))
 
 
 def open_workspace(win: MainWindow) -> None:
-    path = QFileDialog.getExistingDirectory(win, "Open a workspace folder")
+    path = QFileDialog.getExistingDirectory(win, QCoreApplication.translate("Dialogs", "Open a workspace folder"))
     if path:
         win.open_workspace(Path(path))
 

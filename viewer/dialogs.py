@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QCoreApplication, QThread, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -24,20 +24,31 @@ from PySide6.QtWidgets import (
 )
 
 from model.card_file import card_id, read_card_json
+from model.i18n_marks import QT_TRANSLATE_NOOP
+from viewer import i18n
 
-DISCLAIMER = (
+# English sources; about_text() shows them translated (context "About")
+DISCLAIMER = QT_TRANSLATE_NOOP(
+    "About",
     "<b>Research demonstration — not a medical device.</b> The bundled model was trained on public "
     "endoscopy data (colon polyps and laryngeal frames) with <i>synthetic</i> NBI generated from white light. "
     "It has not been validated for clinical use and must not be used for diagnosis or treatment decisions. "
     "Every mask must be reviewed by a qualified clinician."
 )
 
-ATTRIBUTIONS = (
+ATTRIBUTIONS = QT_TRANSLATE_NOOP(
+    "About",
     "Demo cases and training data (CC BY 4.0):<br>"
     "• Kvasir-SEG — D. Jha et al., MMM 2020; HyperKvasir — H. Borgli et al., Scientific Data 7:283, 2020.<br>"
     "• Laryngeal endoscopic images — M.-H. Laves, J. Bicker, L. A. Kahrs, T. Ortmaier, IJCARS 14(3):483–492, 2019.<br>"
     "Method after the Align-Disentangle-Fusion paper (arXiv 2508.16882)."
 )
+
+
+def disclaimer() -> str:
+    """The medical disclaimer of the About box, in the UI language."""
+    return QCoreApplication.translate("About", DISCLAIMER)
+
 
 def about_text(ws: Any = None) -> str:
     """About box body: what this is, the disclaimer, the data it learned from, the active model."""
@@ -47,15 +58,15 @@ def about_text(ws: Any = None) -> str:
             path = ws.active_model_path()
             if path is not None:
                 card, _ = read_card_json(path)
-                model = f"<p>Active model: <b>{card_id(card, path)}</b> ({card.get('preset', '?')})</p>"
+                model = QCoreApplication.translate("About", "<p>Active model: <b>{model}</b> ({preset})</p>").format(
+                    model=card_id(card, path), preset=card.get("preset", "?"))
         except (OSError, ValueError):
             model = ""
-    return (
-        "<h3>ADF Viewer</h3>"
-        "<p>Paired WLI | NBI endoscopy viewer with a local Align-Disentangle-Fusion tumour segmentation model. "
-        "Everything runs on this computer; no image or mask ever leaves it.</p>"
-        f"<p>{DISCLAIMER}</p>{model}<p>{ATTRIBUTIONS}</p>"
-    )
+    intro = QCoreApplication.translate(
+        "About", "<p>Paired WLI | NBI endoscopy viewer with a local Align-Disentangle-Fusion tumour segmentation "
+        "model. Everything runs on this computer; no image or mask ever leaves it.</p>")
+    attributions = QCoreApplication.translate("About", ATTRIBUTIONS)
+    return f"<h3>ADF Viewer</h3>{intro}<p>{disclaimer()}</p>{model}<p>{attributions}</p>"
 
 
 class ShortcutsDialog(QDialog):
@@ -67,12 +78,12 @@ class ShortcutsDialog(QDialog):
         from viewer.actions import help_sections
 
         super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
+        self.setWindowTitle(self.tr("Keyboard shortcuts"))
         lay = QVBoxLayout(self)
         sections = help_sections()
         rows = sum(len(items) + 1 for _g, items in sections)
         table = QTableWidget(rows, 2)
-        table.setHorizontalHeaderLabels(["Keys", "Action"])
+        table.setHorizontalHeaderLabels([self.tr("Keys"), self.tr("Action")])
         table.verticalHeader().hide()
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         r = 0
@@ -93,6 +104,9 @@ class ShortcutsDialog(QDialog):
                 r += 1
         table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         table.resizeColumnToContents(0)
+        # a long help line (and most lines in Chinese) wraps in its row instead of being elided
+        table.setWordWrap(True)
+        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         lay.addWidget(table)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         bb.rejected.connect(self.reject)
@@ -108,31 +122,32 @@ class AgreementDialog(QDialog):
 
     def __init__(self, cases: list[Any], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Model vs clinician agreement")
+        self.setWindowTitle(self.tr("Model vs clinician agreement"))
         scored = sorted((c for c in cases if c.dice_vs_model is not None), key=lambda c: c.dice_vs_model)
         lay = QVBoxLayout(self)
         if scored:
             mean = sum(c.dice_vs_model for c in scored) / len(scored)
-            text = (f"{len(scored)} corrected cases compared with the model's prediction. "
-                    f"Mean Dice {mean:.3f}; worst {scored[0].dice_vs_model:.3f}.")
+            text = self.tr("{n} corrected cases compared with the model's prediction. Mean Dice {mean}; "
+                           "worst {worst}.").format(n=i18n.integer(len(scored)), mean=i18n.number(mean, 3),
+                                                    worst=i18n.number(scored[0].dice_vs_model, 3))
         else:
             mean = None
-            text = "No case has both a model prediction and a clinician's revision yet."
+            text = self.tr("No case has both a model prediction and a clinician's revision yet.")
         self.summary = QLabel(text)
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
         self.mean_dice = mean
         table = QTableWidget(min(20, len(scored)), 3)
-        table.setHorizontalHeaderLabels(["Case", "Patient", "Dice"])
+        table.setHorizontalHeaderLabels([self.tr("Case"), self.tr("Patient"), self.tr("Dice")])
         table.verticalHeader().hide()
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         for i, c in enumerate(scored[:20]):
-            for j, v in enumerate((c.id, c.patient_id or "", f"{c.dice_vs_model:.3f}")):
+            for j, v in enumerate((c.id, c.patient_id or "", i18n.number(c.dice_vs_model, 3))):
                 table.setItem(i, j, QTableWidgetItem(v))
         table.cellDoubleClicked.connect(lambda r, _c: self._choose(table.item(r, 0).text()))
         table.horizontalHeader().setStretchLastSection(True)
-        lay.addWidget(QLabel("Worst cases (double-click to open):"))
+        lay.addWidget(QLabel(self.tr("Worst cases (double-click to open):")))
         lay.addWidget(table)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         bb.rejected.connect(self.reject)
@@ -176,16 +191,18 @@ class ImportDialog(QDialog):
 
     def __init__(self, workspace_root: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Import WLI/NBI pairs")
+        self.setWindowTitle(self.tr("Import WLI/NBI pairs"))
         self.workspace_root = Path(workspace_root)
         self.summary: dict[str, Any] | None = None
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(
+        intro = QLabel(self.tr(
             "Import a folder (X_wli + X_nbi, WLI/ + NBI/, X_1 + X_2 [+ X_1_label]) or a CSV "
             "(wli_path, nbi_path[, label_path][, patient_id]). Files are copied into the workspace."))
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
         row = QHBoxLayout()
-        self.folder_btn = QPushButton("Import folder…")
-        self.csv_btn = QPushButton("Import CSV…")
+        self.folder_btn = QPushButton(self.tr("Import folder…"))
+        self.csv_btn = QPushButton(self.tr("Import CSV…"))
         row.addWidget(self.folder_btn)
         row.addWidget(self.csv_btn)
         lay.addLayout(row)
@@ -204,12 +221,12 @@ class ImportDialog(QDialog):
         self.resize(620, 420)
 
     def _pick_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Folder with WLI/NBI pairs")
+        path = QFileDialog.getExistingDirectory(self, self.tr("Folder with WLI/NBI pairs"))
         if path:
             self.start([Path(path)])
 
     def _pick_csv(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "CSV of pairs", "", "CSV files (*.csv)")
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("CSV of pairs"), "", self.tr("CSV files (*.csv)"))
         if path:
             self.start([Path(path)])
 
@@ -219,7 +236,7 @@ class ImportDialog(QDialog):
         self.csv_btn.setEnabled(False)
         self.progress.setRange(0, 0)
         self.progress.show()
-        self.report.setPlainText("Importing…")
+        self.report.setPlainText(self.tr("Importing…"))
         self._thread = _ImportThread(self.workspace_root, sources)
         self._thread.progress.connect(self._on_progress)
         self._thread.finishedWith.connect(self._on_done)
@@ -236,14 +253,15 @@ class ImportDialog(QDialog):
         self.folder_btn.setEnabled(True)
         self.csv_btn.setEnabled(True)
         if isinstance(result, Exception):
-            self.report.setPlainText(f"Import failed: {result}")
+            self.report.setPlainText(self.tr("Import failed: {error}").format(error=i18n.error_text(result)))
             return
         self.summary = result
-        lines = [f"Imported {result['imported']} case(s); the workspace now holds {result['cases']}."]
+        lines = [self.tr("Imported {n} case(s); the workspace now holds {total}.").format(
+            n=i18n.integer(result["imported"]), total=i18n.integer(result["cases"]))]
         skipped = result.get("skipped", [])
         if skipped:
-            lines.append(f"\nSkipped {len(skipped)} file(s):")
-            lines += [f"  • {_printable(s['path'])}: {s['reason']}" for s in skipped]
+            lines.append("\n" + self.tr("Skipped {n} file(s):").format(n=i18n.integer(len(skipped))))
+            lines += [f"  • {_printable(s['path'])}: {i18n.error_text(s['reason'])}" for s in skipped]
         self.report.setPlainText("\n".join(lines))
 
     def wait_done(self, ms: int = 60000) -> bool:

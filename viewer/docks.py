@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QCoreApplication, QModelIndex, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,8 +36,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer import mask_ops
-from viewer.actions import OPERATIONS, TOOL_SHORTCUTS
+from model.i18n_marks import QT_TRANSLATE_NOOP
+from viewer import i18n, mask_ops
+from viewer.actions import OPERATIONS, TOOL_SHORTCUTS, translated
 from viewer.worklist import (
     CASE_COL,
     DICE_COL,
@@ -48,6 +49,7 @@ from viewer.worklist import (
     VIDEO_COL,
     WorklistFilter,
     WorklistModel,
+    status_label,
 )
 
 UNREVIEWED = ("new", "predicted", "in_progress", "corrected")
@@ -83,13 +85,14 @@ class WorklistPanel(QWidget):
         lay = _vbox(self)
         row = QHBoxLayout()
         self.search_edit = QLineEdit()
-        self.search_edit.setPlaceholderText("Search case or patient…")
+        self.search_edit.setPlaceholderText(self.tr("Search case or patient…"))
         self.search_edit.setClearButtonEnabled(True)
         self.status_filter = QComboBox()
-        self.status_filter.addItem("All statuses", [])
-        self.status_filter.addItem("To review", list(UNREVIEWED))
-        for status, label in STATUS_LABELS.items():
-            self.status_filter.addItem(label.capitalize(), [status])
+        self.status_filter.addItem(self.tr("All statuses"), [])
+        self.status_filter.addItem(self.tr("To review"), list(UNREVIEWED))
+        for status in STATUS_LABELS:
+            label = status_label(status)
+            self.status_filter.addItem(label[:1].upper() + label[1:], [status])
         row.addWidget(self.search_edit, 2)
         row.addWidget(self.status_filter, 1)
         lay.addLayout(row)
@@ -139,7 +142,7 @@ class WorklistPanel(QWidget):
         table = self.table
         fm = table.fontMetrics()
         pad = 2 * table.style().pixelMetric(table.style().PixelMetric.PM_FocusFrameHMargin) + 12
-        texts = {STATUS_COL: list(STATUS_LABELS.values()), DICE_COL: ["0.000"],
+        texts = {STATUS_COL: [status_label(s) for s in STATUS_LABELS], DICE_COL: [i18n.number(0, 3)],
                  EDITED_COL: ["12-31 23:59", "2026-12-31"]}
         for col, values in texts.items():
             header = str(self.model.headerData(col, Qt.Orientation.Horizontal))
@@ -158,7 +161,9 @@ class WorklistPanel(QWidget):
         for row in range(total):
             st = self.model.case_at(row).status
             counts[st] = counts.get(st, 0) + 1
-        parts = [f"{total} cases"] + [f"{counts[s]} {STATUS_LABELS[s]}" for s in STATUS_LABELS if counts.get(s)]
+        parts = [self.tr("{n} cases").format(n=i18n.integer(total))] + [
+            self.tr("{n} {status}").format(n=i18n.integer(counts[s]), status=status_label(s))
+            for s in STATUS_LABELS if counts.get(s)]
         self.summary.setText(" · ".join(parts))
 
     # --- rows -----------------------------------------------------------------------------------
@@ -229,7 +234,7 @@ class ToolsPanel(QWidget):
     def __init__(self, tool_actions: dict[str, QAction], radius: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = _vbox(self)
-        tools_box = QGroupBox("Tools")
+        tools_box = QGroupBox(self.tr("Tools"))
         grid = QGridLayout(tools_box)
         for i, tool in enumerate(TOOL_SHORTCUTS):
             btn = QToolButton()
@@ -241,52 +246,52 @@ class ToolsPanel(QWidget):
         form = QFormLayout()
         self.radius_spin = QSpinBox()
         self.radius_spin.setRange(1, 400)
-        self.radius_spin.setSuffix(" px")
+        self.radius_spin.setSuffix(self.tr(" px"))
         self.radius_spin.setValue(radius)
-        self.radius_spin.setToolTip("Brush radius in image pixels ([ and ], or Ctrl+wheel)")
-        form.addRow("Brush radius", self.radius_spin)
+        self.radius_spin.setToolTip(self.tr("Brush radius in image pixels ([ and ], or Ctrl+wheel)"))
+        form.addRow(self.tr("Brush radius"), self.radius_spin)
         grid.addLayout(form, tool_rows, 0, 1, 2)
         ops = QGridLayout()
         self.operation_buttons: dict[str, QPushButton] = {}
         for i, (name, label, shortcut, _kwargs) in enumerate(OPERATIONS):
-            btn = QPushButton(label)
-            btn.setToolTip(f"{label} ({shortcut})")
+            btn = QPushButton(translated(label))
+            btn.setToolTip(f"{translated(label)} ({shortcut})")
             self.operation_buttons[name] = btn
             ops.addWidget(btn, i // 2, i % 2)
         grid.addLayout(ops, tool_rows + 1, 0, 1, 2)
-        self.use_model_btn = QPushButton("Use model prediction")
-        self.use_model_btn.setToolTip("Replace the current mask by the model's prediction (undoable)")
+        self.use_model_btn = QPushButton(self.tr("Use model prediction"))
+        self.use_model_btn.setToolTip(self.tr("Replace the current mask by the model's prediction (undoable)"))
         grid.addWidget(self.use_model_btn, tool_rows + 2, 0, 1, 2)
         lay.addWidget(tools_box)
 
-        ov_box = QGroupBox("Overlay")
+        ov_box = QGroupBox(self.tr("Overlay"))
         ov = QFormLayout(ov_box)
-        self.overlay_visible = QCheckBox("Show (O)")
+        self.overlay_visible = QCheckBox(self.tr("Show (O)"))
         self.overlay_visible.setChecked(True)
         self.overlay_mode = QComboBox()
-        for mode, label in ((mask_ops.OUTLINE, "Outline"), (mask_ops.FILL, "Filled"),
-                            (mask_ops.PROBABILITY, "Probability heat map")):
+        for mode, label in ((mask_ops.OUTLINE, self.tr("Outline")), (mask_ops.FILL, self.tr("Filled")),
+                            (mask_ops.PROBABILITY, self.tr("Probability heat map"))):
             self.overlay_mode.addItem(label, mode)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(5, 100)
         self.opacity_slider.setValue(45)
         ov.addRow(self.overlay_visible)
-        ov.addRow("Mode (M)", self.overlay_mode)
-        ov.addRow("Opacity", self.opacity_slider)
+        ov.addRow(self.tr("Mode (M)"), self.overlay_mode)
+        ov.addRow(self.tr("Opacity"), self.opacity_slider)
         lay.addWidget(ov_box)
 
-        model_box = QGroupBox("Model")
+        model_box = QGroupBox(self.tr("Model"))
         mf = QVBoxLayout(model_box)
         self.model_label = QLabel("—")
         self.model_label.setWordWrap(True)
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.device_label_panel = QLabel("Device: not loaded yet")
+        self.device_label_panel = QLabel(self.tr("Device: not loaded yet"))
         self.device_label_panel.setWordWrap(True)
         mf.addWidget(self.model_label)
         mf.addWidget(self.device_label_panel)
         row = QHBoxLayout()
-        self.predict_btn = QPushButton("Predict again")
-        self.preannotate_btn = QPushButton("Pre-annotate all")
+        self.predict_btn = QPushButton(self.tr("Predict again"))
+        self.preannotate_btn = QPushButton(self.tr("Pre-annotate all"))
         row.addWidget(self.predict_btn)
         row.addWidget(self.preannotate_btn)
         mf.addLayout(row)
@@ -294,20 +299,20 @@ class ToolsPanel(QWidget):
         self.batch_progress = QProgressBar()
         self.batch_progress.setTextVisible(True)
         self.batch_progress.hide()
-        self.batch_cancel = QPushButton("Cancel")
+        self.batch_cancel = QPushButton(self.tr("Cancel"))
         self.batch_cancel.hide()
         row2.addWidget(self.batch_progress, 1)
         row2.addWidget(self.batch_cancel)
         mf.addLayout(row2)
         lay.addWidget(model_box)
 
-        review = QGroupBox("Review")
+        review = QGroupBox(self.tr("Review"))
         rv = QHBoxLayout(review)
-        self.accept_btn = QPushButton("Accept  (A)")
+        self.accept_btn = QPushButton(self.tr("Accept  (A)"))
         self.accept_btn.setObjectName("acceptButton")
-        self.tumour_free_btn = QPushButton("Tumour-free")
-        self.tumour_free_btn.setToolTip("Approve as tumour-free: no tumour in this case (Ctrl+Shift+A)")
-        self.exclude_btn = QPushButton("Exclude… (X)")
+        self.tumour_free_btn = QPushButton(self.tr("Tumour-free"))
+        self.tumour_free_btn.setToolTip(self.tr("Approve as tumour-free: no tumour in this case (Ctrl+Shift+A)"))
+        self.exclude_btn = QPushButton(self.tr("Exclude… (X)"))
         rv.addWidget(self.accept_btn)
         rv.addWidget(self.tumour_free_btn)
         rv.addWidget(self.exclude_btn)
@@ -322,6 +327,17 @@ class ToolsPanel(QWidget):
         self.overlay_mode.setCurrentIndex((self.overlay_mode.currentIndex() + 1) % self.overlay_mode.count())
 
 
+# where a revision came from (records.SOURCES), as the History panel shows it
+SOURCE_LABELS = {"model": QT_TRANSLATE_NOOP("History", "model"), "human": QT_TRANSLATE_NOOP("History", "human"),
+                 "import": QT_TRANSLATE_NOOP("History", "import")}
+
+
+def source_label(source: str) -> str:
+    """A revision's source in the UI language (unknown sources as stored)."""
+    label = SOURCE_LABELS.get(source)
+    return QCoreApplication.translate("History", label) if label else source
+
+
 class HistoryPanel(QWidget):
     """The open case's revisions, newest first, and "Restore selected as new revision"."""
 
@@ -329,7 +345,8 @@ class HistoryPanel(QWidget):
         super().__init__(parent)
         lay = _vbox(self)
         self.table = table = QTableWidget(0, 6)
-        table.setHorizontalHeaderLabels(["Rev", "Source", "Who", "When", "Area px", "Dice vs model"])
+        table.setHorizontalHeaderLabels([self.tr("Rev"), self.tr("Source"), self.tr("Who"), self.tr("When"),
+                                         self.tr("Area px"), self.tr("Dice vs model")])
         table.verticalHeader().hide()
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -340,7 +357,7 @@ class HistoryPanel(QWidget):
         table.setMinimumHeight(table.horizontalHeader().sizeHint().height() + HISTORY_ROWS * rows
                                + 2 * table.frameWidth() + table.horizontalScrollBar().sizeHint().height())
         lay.addWidget(table, 1)
-        self.restore_btn = QPushButton("Restore selected as new revision")
+        self.restore_btn = QPushButton(self.tr("Restore selected as new revision"))
         lay.addWidget(self.restore_btn)
 
     def clear(self) -> None:
@@ -352,9 +369,9 @@ class HistoryPanel(QWidget):
         revs = list(reversed(revisions))
         self.table.setRowCount(len(revs))
         for i, r in enumerate(revs):
-            dice = "" if r.dice_vs_model is None else f"{r.dice_vs_model:.3f}"
-            values = [str(r.rev), r.source, r.author or "", (r.created_at or "")[:19].replace("T", " "),
-                      str(r.area), dice]
+            dice = "" if r.dice_vs_model is None else i18n.number(r.dice_vs_model, 3)
+            values = [str(r.rev), source_label(r.source), r.author or "",
+                      i18n.stored_time(r.created_at) if r.created_at else "", i18n.integer(r.area), dice]
             for j, val in enumerate(values):
                 item = QTableWidgetItem(val)
                 item.setData(Qt.ItemDataRole.UserRole, r.rev)
@@ -377,10 +394,10 @@ class StatusWidgets:
         self.busy.setMaximumWidth(120)
         self.busy.setMaximumHeight(14)
         self.busy.hide()
-        self.device_label = QLabel("Device: loading…")
+        self.device_label = QLabel(QCoreApplication.translate("StatusWidgets", "Device: loading…"))
         self.device_label.setObjectName("deviceLabel")
-        self.model_status_label = QLabel("Model: —")
-        self.click_label = QLabel("Click tool off: model not trained with clicks")
+        self.model_status_label = QLabel(QCoreApplication.translate("StatusWidgets", "Model: —"))
+        self.click_label = QLabel(QCoreApplication.translate("StatusWidgets", "Click tool off: model not trained with clicks"))
         self.click_label.setObjectName("clickLabel")
         self.click_label.hide()
         self.case_label = QLabel("")

@@ -22,8 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-FORMATS = (("folder", "Folder (PNG images + masks + manifest.csv)"), ("coco", "COCO (annotations.json)"),
-           ("nnunet", "nnU-Net v2 raw dataset"), ("labelme", "labelme (one JSON per image)"))
+from model.i18n_marks import QT_TRANSLATE_NOOP
+from viewer import i18n
+from viewer.worklist import status_label
+
+FORMATS = (("folder", QT_TRANSLATE_NOOP("ExportDialog", "Folder (PNG images + masks + manifest.csv)")),
+           ("coco", QT_TRANSLATE_NOOP("ExportDialog", "COCO (annotations.json)")),
+           ("nnunet", QT_TRANSLATE_NOOP("ExportDialog", "nnU-Net v2 raw dataset")),
+           ("labelme", QT_TRANSLATE_NOOP("ExportDialog", "labelme (one JSON per image)")))
 
 
 class _ExportThread(QThread):
@@ -56,7 +62,7 @@ class ExportDialog(QDialog):
 
     def __init__(self, workspace_root: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Export corrected dataset")
+        self.setWindowTitle(self.tr("Export corrected dataset"))
         self.workspace_root = Path(workspace_root)
         self.summary: dict[str, Any] | None = None
         self._thread: _ExportThread | None = None
@@ -64,11 +70,11 @@ class ExportDialog(QDialog):
         form = QFormLayout()
         self.format = QComboBox()
         for key, label in FORMATS:
-            self.format.addItem(label, key)
+            self.format.addItem(self.tr(label), key)
         self.statuses: dict[str, QCheckBox] = {}
         row = QHBoxLayout()
         for st in ("corrected", "approved", "predicted", "in_progress"):
-            cb = QCheckBox(st.replace("_", " "))
+            cb = QCheckBox(status_label(st))
             cb.setChecked(st in ("corrected", "approved"))
             self.statuses[st] = cb
             row.addWidget(cb)
@@ -78,22 +84,24 @@ class ExportDialog(QDialog):
         self.val_fraction.setValue(0.2)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
-        self.keep_ids = QCheckBox("Keep case and patient ids (off: stable pseudonyms)")
+        self.keep_ids = QCheckBox(self.tr("Keep case and patient ids (off: stable pseudonyms)"))
         out_row = QHBoxLayout()
         self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("An empty folder (or a previous export)")
-        browse = QPushButton("Choose…")
+        self.out_edit.setPlaceholderText(self.tr("An empty folder (or a previous export)"))
+        browse = QPushButton(self.tr("Choose…"))
         browse.clicked.connect(self._choose_out)
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(browse)
-        form.addRow("Format", self.format)
-        form.addRow("Cases with status", row)
-        form.addRow("Validation share (split by patient)", self.val_fraction)
-        form.addRow("Split seed", self.seed)
+        form.addRow(self.tr("Format"), self.format)
+        form.addRow(self.tr("Cases with status"), row)
+        form.addRow(self.tr("Validation share (split by patient)"), self.val_fraction)
+        form.addRow(self.tr("Split seed"), self.seed)
         form.addRow("", self.keep_ids)
-        form.addRow("Output folder", out_row)
+        form.addRow(self.tr("Output folder"), out_row)
         lay.addLayout(form)
-        lay.addWidget(QLabel("Images are re-encoded without metadata; nothing is written outside the output folder."))
+        note = QLabel(self.tr("Images are re-encoded without metadata; nothing is written outside the output folder."))
+        note.setWordWrap(True)
+        lay.addWidget(note)
         self.progress = QProgressBar()
         self.progress.hide()
         lay.addWidget(self.progress)
@@ -101,10 +109,10 @@ class ExportDialog(QDialog):
         self.result_label.setWordWrap(True)
         lay.addWidget(self.result_label)
         buttons = QHBoxLayout()
-        self.export_btn = QPushButton("Export")
-        self.cancel_btn = QPushButton("Cancel export")
+        self.export_btn = QPushButton(self.tr("Export"))
+        self.cancel_btn = QPushButton(self.tr("Cancel export"))
         self.cancel_btn.setEnabled(False)
-        close = QPushButton("Close")
+        close = QPushButton(self.tr("Close"))
         buttons.addWidget(self.export_btn)
         buttons.addWidget(self.cancel_btn)
         buttons.addStretch(1)
@@ -116,7 +124,7 @@ class ExportDialog(QDialog):
         self.resize(620, 360)
 
     def _choose_out(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Export into folder")
+        path = QFileDialog.getExistingDirectory(self, self.tr("Export into folder"))
         if path:
             self.out_edit.setText(path)
 
@@ -127,13 +135,13 @@ class ExportDialog(QDialog):
 
     def start(self) -> None:
         if not self.out_edit.text().strip():
-            self.result_label.setText("Choose an output folder first.")
+            self.result_label.setText(self.tr("Choose an output folder first."))
             return
         self.export_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.progress.setRange(0, 0)
         self.progress.show()
-        self.result_label.setText("Exporting…")
+        self.result_label.setText(self.tr("Exporting…"))
         self._thread = _ExportThread(self.workspace_root, self.options())
         self._thread.progress.connect(self._on_progress)
         self._thread.finishedWith.connect(self._on_done)
@@ -153,12 +161,14 @@ class ExportDialog(QDialog):
         self.cancel_btn.setEnabled(False)
         if isinstance(result, Exception):
             self.summary = None
-            self.result_label.setText(f"Export not written: {result}")
+            self.result_label.setText(self.tr("Export not written: {error}").format(error=i18n.error_text(result)))
             return
         self.summary = result
         notes = "".join(f"\n• {n}" for n in result.get("notes", []))
-        self.result_label.setText(f"Exported {result['cases']} cases ({result['train']} train, {result['val']} "
-                                  f"validation) as {result['format']} to {result['out']}.{notes}")
+        self.result_label.setText(self.tr("Exported {n} cases ({train} train, {val} validation) as {fmt} to {out}.")
+                                  .format(n=i18n.integer(result["cases"]), train=i18n.integer(result["train"]),
+                                          val=i18n.integer(result["val"]), fmt=result["format"],
+                                          out=result["out"]) + notes)
 
     def wait_done(self, ms: int = 60000) -> bool:
         return self._thread.wait(ms) if self._thread is not None else True

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QThread, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QThread, QTimer, Signal
 
+from viewer import i18n
 from viewer.preemption import Preempted, ThreadBudget, install_preemption
 from viewer.timeline import stamp
 
@@ -245,7 +246,8 @@ class InferenceWorker(QThread):
         try:
             self._ws = Workspace.open(self.workspace_root)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash
-            self.failed.emit(0, "", f"Cannot open the workspace for predictions: {exc}")
+            self.failed.emit(0, "", QCoreApplication.translate("Inference", "Cannot open the workspace for predictions: {error}")
+                             .format(error=i18n.error_text(exc)))
             return
         try:
             while True:
@@ -306,7 +308,8 @@ class InferenceWorker(QThread):
     def _ensure_predictor(self) -> Any:
         if self._predictor is None:
             if self.model_path is None and self.predictor_factory is default_predictor_factory:
-                raise RuntimeError("No model is active in this workspace (Model ▸ Model versions ▸ Add model file…).")
+                raise RuntimeError(QCoreApplication.translate(
+                    "Inference", "No model is active in this workspace (Model ▸ Model versions ▸ Add model file…)."))
             path = Path(self.model_path) if self.model_path is not None else None
             predictor = self.predictor_factory(path, self.device)
             self._threads.reset()
@@ -337,7 +340,9 @@ class InferenceWorker(QThread):
                         prev_mask: np.ndarray | None) -> ClickResult:
         predictor = self._ensure_predictor()
         if not getattr(predictor, "interactive", False):
-            raise RuntimeError(f"model {predictor.model_id} has no click mode (it was not trained with clicks)")
+            raise RuntimeError(QCoreApplication.translate(
+                "Inference", "model {model} has no click mode (it was not trained with clicks)").format(
+                model=predictor.model_id))
         self._use_threads(prefetch=False)
         wli, nbi, hom = self._load_pair(case_id)
         pred = predictor.predict_clicks(wli, nbi, hom, clicks, prev_mask)
@@ -461,6 +466,6 @@ class InferenceWorker(QThread):
 
 def _describe(exc: BaseException) -> str:
     """One line for the banner; the traceback goes to the log, not to the clinician."""
-    text = str(exc).strip() or exc.__class__.__name__
+    text = i18n.error_text(exc).strip() or exc.__class__.__name__
     traceback.print_exception(exc)
-    return f"Prediction failed: {text.splitlines()[0]}"
+    return QCoreApplication.translate("Inference", "Prediction failed") + ": " + text.splitlines()[0]

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QMainWindow
 from training import recovery
 from training.store import RevisionConflict, WorkspaceError
 from viewer import dialog_launchers as dialogs
-from viewer import menus, save_conflict, window_settings
+from viewer import i18n, menus, save_conflict, window_settings
 from viewer.actions import OPERATIONS, TOOL_SHORTCUTS
 from viewer.app import APP_NAME
 from viewer.clicks import marker_points
@@ -41,7 +41,7 @@ from viewer.predictions import Predictions, model_for
 from viewer.review import ReviewController
 from viewer.sessions import CaseSessions
 from viewer.tools import CLICK, NAVIGATE, CaseSession, EditController
-from viewer.worklist import STATUS_LABELS
+from viewer.worklist import status_label
 
 DEFAULT_SIZE = (1600, 1000)  # first start (later starts restore the last geometry)
 
@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         # each panel's widgets are also reached by name on the window (the panels own them)
         wl = self.worklist_panel = WorklistPanel()
-        self.worklist_dock = add_dock(self, "Worklist", "worklistDock", wl, left, min_width=300)
+        self.worklist_dock = add_dock(self, self.tr("Worklist"), "worklistDock", wl, left, min_width=300)
         self.resizeDocks([self.worklist_dock], [WORKLIST_WIDTH], Qt.Orientation.Horizontal)
         self.worklist, self.worklist_model, self.worklist_proxy = wl.table, wl.model, wl.proxy
         self.search_edit, self.status_filter = wl.search_edit, wl.status_filter
@@ -135,13 +135,13 @@ class MainWindow(QMainWindow):
         tp.accept_btn.clicked.connect(self.accept_current)
         tp.tumour_free_btn.clicked.connect(self.approve_tumour_free)
         tp.exclude_btn.clicked.connect(self.exclude_current_dialog)
-        self.tools_dock = add_dock(self, "Tools and model", "toolsDock", tp, right)
+        self.tools_dock = add_dock(self, self.tr("Tools and model"), "toolsDock", tp, right)
 
         hp = self.history_panel = HistoryPanel()
         self.history_table = hp.table
         hp.restore_btn.clicked.connect(self.restore_selected_revision)
         # under the worklist (the tools panel on the right is as tall as the default window allows)
-        self.history_dock = add_dock(self, "History", "historyDock", hp, left)
+        self.history_dock = add_dock(self, self.tr("History"), "historyDock", hp, left)
 
     def _build_status_bar(self) -> None:
         st = StatusWidgets(self.statusBar())
@@ -157,11 +157,11 @@ class MainWindow(QMainWindow):
         try:
             ws = Workspace.open(Path(path))
         except (WorkspaceError, OSError) as exc:
-            self.error_dialog("Cannot open workspace", str(exc))
+            self.error_dialog(self.tr("Cannot open workspace"), i18n.error_text(exc))
             return False
         self._close_workspace()
         self.ws = ws
-        self.setWindowTitle(f"{APP_NAME} — {ws.root.name}" + (" (read-only)" if ws.readonly else ""))
+        self.setWindowTitle(f"{APP_NAME} — {ws.root.name}" + (self.tr(" (read-only)") if ws.readonly else ""))
         self.settings.setValue("last_workspace", str(ws.root))
         model_path, model_problem = model_for(ws)
         self.predictions.start(model_path)
@@ -171,7 +171,8 @@ class MainWindow(QMainWindow):
         if self.worklist_proxy.rowCount() > 0:
             self.worklist_panel.select_row(self.worklist_panel.first_unreviewed_row())
         if ws.readonly:
-            self.pair.show_error(f"{ws.root} is read-only: you can look and predict, but nothing can be saved here.")
+            self.pair.show_error(self.tr("{path} is read-only: you can look and predict, but nothing can be saved "
+                                         "here.").format(path=ws.root))
         elif model_problem:
             self.pair.show_error(model_problem)
         return True
@@ -211,18 +212,20 @@ class MainWindow(QMainWindow):
             kept = self.worker.kept_images(case_id) if self.worker is not None else None  # prefetched: no decode
             wli, nbi = kept if kept is not None else (self.ws.load_wli(case_id), self.ws.load_nbi(case_id))
         except Exception as exc:  # noqa: BLE001 - unreadable file: say so, keep the app usable
-            self.pair.show_error(f"Cannot show case {case_id}: {exc}")
+            self.pair.show_error(self.tr("Cannot show case {case}: {error}").format(case=case_id,
+                                                                                   error=i18n.error_text(exc)))
             return
         self.pair.show_error(None)
         self.current_case_id = case_id
         self.image_rgb = wli
         session = self.case_sessions.session_for(self.ws, case, wli.shape[:2], self.current_case_id)
         if nbi is None:
-            label = "No NBI for this case — WLI-only prediction"
+            label = self.tr("No NBI for this case — WLI-only prediction")
         elif case.nbi_synthetic:
-            label = "NBI — SYNTHETIC (generated from WLI)"
+            label = self.tr("NBI — SYNTHETIC (generated from WLI)")
         else:
-            label = "NBI (registered to WLI)" + (" — registration quality low" if case.reg_quality == "low" else "")
+            label = self.tr("NBI (registered to WLI)") + (self.tr(" — registration quality low")
+                                                           if case.reg_quality == "low" else "")
         self.pair.set_case(wli, nbi, case.homography if nbi is not None else None, label)
         assert self.pair.overlay is not None
         self.pair.overlay.style = self.tools_panel.overlay_style()
@@ -260,9 +263,11 @@ class MainWindow(QMainWindow):
             self.case_label.setText("")
             return
         case = self.ws.case(s.case_id)
-        src = {"revision": f"revision {s.base_rev}", "model": f"model {s.model_id}", "empty": "no mask yet"}[s.mask_source]
-        dirty = " · unsaved changes" if s.dirty else ""
-        self.case_label.setText(f"{s.case_id} · {STATUS_LABELS.get(case.status, case.status)} · showing {src}{dirty}")
+        src = {"revision": self.tr("showing revision {rev}").format(rev=s.base_rev),
+               "model": self.tr("showing model {model}").format(model=s.model_id),
+               "empty": self.tr("no mask yet")}[s.mask_source]
+        dirty = self.tr(" · unsaved changes") if s.dirty else ""
+        self.case_label.setText(f"{s.case_id} · {status_label(case.status)} · {src}{dirty}")
 
     def _refresh_history(self) -> None:
         if self.ws is None or self.current_case_id is None:
@@ -324,7 +329,7 @@ class MainWindow(QMainWindow):
     def next_to_review(self) -> None:
         row = self.worklist_panel.next_unreviewed_row(self.current_case_id)
         if row is None:
-            self.statusBar().showMessage("Every case is reviewed.", 6000)
+            self.statusBar().showMessage(self.tr("Every case is reviewed."), 6000)
         else:
             self.worklist_panel.select_row(row)
 

@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu
 
 from viewer import dialog_launchers as dialogs
-from viewer.actions import ACTIONS, LAYOUT_LABELS, MENUS, OPERATIONS, TOOL_SHORTCUTS
+from viewer.actions import ACTIONS, LAYOUT_LABELS, MENU_TITLES, MENUS, OPERATIONS, TOOL_SHORTCUTS, translated
 
 if TYPE_CHECKING:
     from viewer.main_window import MainWindow
@@ -34,7 +34,7 @@ def action_slots(win: MainWindow) -> dict[str, Callable[[], Any]]:
         "exclude": win.exclude_current_dialog, "predict": win.request_prediction,
         "preannotate": win.preannotate_all, "agreement": lambda: dialogs.agreement_summary(win),
         "train": win.train_dialog, "model_versions": win.models_dialog,
-        "shortcuts": lambda: dialogs.shortcuts(win), "about": lambda: dialogs.about(win),
+        "settings": lambda: dialogs.settings(win), "shortcuts": lambda: dialogs.shortcuts(win), "about": lambda: dialogs.about(win),
     }
     for tool in TOOL_SHORTCUTS:
         slots[f"tool.{tool}"] = lambda t=tool: ed.set_tool(t)
@@ -53,16 +53,16 @@ def create_actions(window: QMainWindow, slots: dict[str, Callable[[], Any]],
     actions: dict[str, QAction] = {}
     for spec in ACTIONS:
         if spec.id == "undo":
-            act = undo_group.createUndoAction(window, spec.text)
+            act = undo_group.createUndoAction(window, spec.tr_text())
         elif spec.id == "redo":
-            act = undo_group.createRedoAction(window, spec.text)
+            act = undo_group.createRedoAction(window, spec.tr_text())
         else:
-            act = QAction(spec.text, window)
+            act = QAction(spec.tr_text(), window)
             act.setCheckable(spec.checkable)
             act.triggered.connect(lambda _c=False, f=slots[spec.id]: f())
         if spec.shortcuts:
             act.setShortcuts([QKeySequence(k) for k in spec.shortcuts])
-            act.setToolTip(f"{spec.text.rstrip('…')} ({spec.shortcuts[0]})")
+            act.setToolTip(f"{spec.tr_text().rstrip('…')} ({spec.shortcuts[0]})")
         if spec.group:
             groups.setdefault(spec.group, QActionGroup(window)).addAction(act)
         window.addAction(act)
@@ -72,7 +72,7 @@ def create_actions(window: QMainWindow, slots: dict[str, Callable[[], Any]],
 
 def build_menus(window: QMainWindow, actions: dict[str, QAction], docks: Iterable[QDockWidget]) -> dict[str, QMenu]:
     """The menu bar, in the order of ACTIONS, plus the docks' show/hide toggles under View."""
-    menus = {name: window.menuBar().addMenu(f"&{name}") for name in MENUS}
+    menus = {name: window.menuBar().addMenu(translated(MENU_TITLES[name][1], "Menus")) for name in MENUS}
     for spec in ACTIONS:
         if spec.separator_before:
             menus[spec.menu].addSeparator()

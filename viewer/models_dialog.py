@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtCore import QCoreApplication, Qt, QThread, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -23,13 +23,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer import i18n
+
 
 def _metric(card: dict, *keys: str) -> str:
     metrics = card.get("metrics") or {}
     for key in keys:
         val = metrics.get(key)
         if isinstance(val, (int, float)):
-            return f"{val:.3f}"
+            return i18n.number(val, 3)
     return ""
 
 
@@ -41,7 +43,8 @@ def _parent_id(card: dict) -> str:
 def _val_dice(card: dict) -> str:
     """Held-out Dice, and the parent's on the same held-out cases where the trainer measured it."""
     own, base = _metric(card, "val_dice", "dice"), _metric(card, "parent_val_dice")
-    return f"{own} (parent {base})" if own and base else own
+    return QCoreApplication.translate("ModelsDialog", "{own} (parent {base})").format(own=own, base=base) \
+        if own and base else own
 
 
 def check_and_register_model(workspace_root: Path, path: Path) -> str:
@@ -89,15 +92,18 @@ class ModelsDialog(QDialog):
     def __init__(self, models: list[dict], parent: QWidget | None = None,
                  workspace_root: Path | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Model versions")
+        self.setWindowTitle(self.tr("Model versions"))
         self.models = models
         self.workspace_root = workspace_root
         self._thread: _AddModelThread | None = None
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel("The active model predicts new cases. Activating another one re-predicts lazily; "
-                             "clinicians' revisions are never changed."))
+        intro = QLabel(self.tr("The active model predicts new cases. Activating another one re-predicts lazily; "
+                               "clinicians' revisions are never changed."))
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
         self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["", "Model", "Parent", "Held-out Dice", "Created", "Training data"])
+        self.table.setHorizontalHeaderLabels(["", self.tr("Model"), self.tr("Parent"), self.tr("Held-out Dice"),
+                                              self.tr("Created"), self.tr("Training data")])
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -109,12 +115,12 @@ class ModelsDialog(QDialog):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.message)
         row = QHBoxLayout()
-        self.activate_btn = QPushButton("Activate selected")
-        self.rollback_btn = QPushButton("Roll back to previous")
-        self.add_btn = QPushButton("Add model file…")
-        self.add_btn.setToolTip("Register a model card (.json) and its weights (.safetensors) in this workspace")
+        self.activate_btn = QPushButton(self.tr("Activate selected"))
+        self.rollback_btn = QPushButton(self.tr("Roll back to previous"))
+        self.add_btn = QPushButton(self.tr("Add model file…"))
+        self.add_btn.setToolTip(self.tr("Register a model card (.json) and its weights (.safetensors) in this workspace"))
         self.add_btn.setEnabled(workspace_root is not None)
-        close = QPushButton("Close")
+        close = QPushButton(self.tr("Close"))
         row.addWidget(self.activate_btn)
         row.addWidget(self.rollback_btn)
         row.addWidget(self.add_btn)
@@ -135,7 +141,7 @@ class ModelsDialog(QDialog):
             data = card.get("data") or card.get("training_data") or ""
             if isinstance(data, dict):
                 data = data.get("source") or data.get("kind") or ", ".join(f"{k}={v}" for k, v in list(data.items())[:2])
-            created = str(m.get("created_at", ""))[:16].replace("T", " ")
+            created = i18n.stored_time(str(m["created_at"])) if m.get("created_at") else ""
             values = ["●" if m.get("active") else "", m["id"], _parent_id(card), _val_dice(card), created, str(data)]
             for j, v in enumerate(values):
                 item = QTableWidgetItem(v)
@@ -145,8 +151,8 @@ class ModelsDialog(QDialog):
         self.table.horizontalHeader().setStretchLastSection(True)
 
     def _pick_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add a model file", "",
-                                              "ADF model (*.json *.safetensors);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Add a model file"), "",
+                                              self.tr("ADF model (*.json *.safetensors);;All files (*)"))
         if path:
             self.add_model_file(Path(path))
 
@@ -156,7 +162,7 @@ class ModelsDialog(QDialog):
             return
         self.add_btn.setEnabled(False)
         self.message.setStyleSheet("")
-        self.message.setText(f"Checking {path.name}…")
+        self.message.setText(self.tr("Checking {file}…").format(file=path.name))
         self._thread = _AddModelThread(self.workspace_root, path)
         self._thread.finishedWith.connect(lambda result, p=path: self._on_added(p, result))
         self._thread.start()
@@ -166,9 +172,10 @@ class ModelsDialog(QDialog):
             self._thread.wait()  # it has emitted its last signal; a QThread destroyed while running aborts
         self.add_btn.setEnabled(True)
         if isinstance(result, Exception):
-            reason = str(result).strip().splitlines()[0] if str(result).strip() else type(result).__name__
+            text = i18n.error_text(result).strip()
+            reason = text.splitlines()[0] if text else type(result).__name__
             self.message.setStyleSheet("color: #e5534b;")
-            self.message.setText(f"Cannot add {path.name}: {reason}")
+            self.message.setText(self.tr("Cannot add {file}: {reason}").format(file=path.name, reason=reason))
             return
         from training.store import Workspace
 
@@ -178,8 +185,9 @@ class ModelsDialog(QDialog):
         row = next(i for i, m in enumerate(self.models) if m["id"] == model_id)
         self.table.selectRow(row)
         active = self.models[row].get("active")
-        self.message.setText(f"{model_id} is registered" + (" and active." if active else
-                             ". Select it and press Activate selected to predict with it."))
+        self.message.setText((self.tr("{model} is registered and active.") if active else
+                              self.tr("{model} is registered. Select it and press Activate selected to predict with "
+                                      "it.")).format(model=model_id))
         self.modelAdded.emit(model_id)
 
     def wait_done(self, ms: int = 120000) -> bool:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PySide6.QtCore import QCoreApplication
 
 from training.store import WorkspaceError
+from viewer import i18n
 from viewer.actions import TOOL_SHORTCUTS
 from viewer.clicks import marker_points, model_file_is_interactive
 from viewer.inference import PREFETCH_DEPTH, ClickResult, InferenceWorker, PredictionResult
@@ -41,8 +43,9 @@ def model_for(ws: Any) -> tuple[Path | None, str | None]:
     try:
         ws.ensure_active_model()
     except WorkspaceError as exc:
-        return None, (f"No model is active in this workspace and the bundled model could not be added ({exc}). "
-                      "Use Model ▸ Model versions ▸ Add model file…")
+        return None, QCoreApplication.translate(
+            "Predictions", "No model is active in this workspace and the bundled model could not be added ({error}). "
+            "Use Model ▸ Model versions ▸ Add model file…").format(error=i18n.error_text(exc))
     return ws.active_model_path(), None
 
 
@@ -64,9 +67,10 @@ class Predictions:
         self.stop()
         win = self.win
         assert win.ws is not None
-        win.model_status_label.setText(f"Model: {model_path.stem if model_path else 'none'}")
-        win.model_label.setText(f"Active model: {model_path.stem if model_path else 'none'}")
-        self.set_click_model(model_path.stem if model_path else "none", model_file_is_interactive(model_path))
+        name = model_path.stem if model_path else QCoreApplication.translate("Predictions", "none")
+        win.model_status_label.setText(QCoreApplication.translate("Predictions", "Model: {model}").format(model=name))
+        win.model_label.setText(QCoreApplication.translate("Predictions", "Active model: {model}").format(model=name))
+        self.set_click_model(name, model_file_is_interactive(model_path))
         self.worker = worker = InferenceWorker(win.ws.root, model_path, win.device, win.predictor_factory)
         worker.resultReady.connect(self.on_prediction)
         worker.clickReady.connect(self.on_click_result)
@@ -93,7 +97,7 @@ class Predictions:
         path = win.ws.active_model_path()
         if self.worker is not None:
             self.worker.set_model(path)
-        win.model_status_label.setText(f"Model: {model_id}")
+        win.model_status_label.setText(QCoreApplication.translate("Predictions", "Model: {model}").format(model=model_id))
         self.set_click_model(model_id, model_file_is_interactive(path))
         for s in win.sessions.values():
             s.prob = None
@@ -104,7 +108,7 @@ class Predictions:
             s = win.current_session()
             win.pair.overlay.set_data(s.mask, None)
             self.request()
-        win.statusBar().showMessage(f"Model {model_id} is now active", 6000)
+        win.statusBar().showMessage(QCoreApplication.translate("Predictions", "Model {model} is now active").format(model=model_id), 6000)
 
     # --- the case on screen and the next ones -------------------------------------------------------
     def request(self) -> None:
@@ -142,8 +146,10 @@ class Predictions:
         if result.case_id == win.current_case_id and win.pair.overlay is not None:
             win.pair.overlay.set_data(session.mask, session.prob)
             self.last_ms = dict(result.ms)
-            origin = "cache" if result.from_cache else f"{result.ms.get('total', 0):.0f} ms"
-            win.statusBar().showMessage(f"Prediction by {result.model_id} ({origin})", 5000)
+            origin = QCoreApplication.translate("Predictions", "cache") if result.from_cache else QCoreApplication.translate("Predictions", "{ms} ms").format(
+                ms=i18n.integer(round(result.ms.get("total", 0))))
+            win.statusBar().showMessage(QCoreApplication.translate("Predictions", "Prediction by {model} ({origin})").format(
+                model=result.model_id, origin=origin), 5000)
             win._update_case_label()
             win.predictionShown.emit(result.case_id)
         if win.ws is not None:
@@ -152,7 +158,7 @@ class Predictions:
     def on_failed(self, request_id: int, case_id: str, message: str) -> None:
         win = self.win
         if request_id and request_id == self.click_request:
-            message = message.replace("Prediction failed", "Click prediction failed", 1)
+            message = message.replace(QCoreApplication.translate("Inference", "Prediction failed"), QCoreApplication.translate("Predictions", "Click prediction failed"), 1)
         elif request_id and request_id != self.current_request:
             return
         elif case_id:
@@ -163,10 +169,11 @@ class Predictions:
 
     def on_device_ready(self, reason: str, model_id: str) -> None:
         win = self.win
+        reason = i18n.device_text(reason)
         win.device_label.setText(reason)
-        win.device_label_panel.setText(f"Device: {reason}")
-        win.model_status_label.setText(f"Model: {model_id}")
-        win.model_label.setText(f"Active model: {model_id}")
+        win.device_label_panel.setText(QCoreApplication.translate("Predictions", "Device: {device}").format(device=reason))
+        win.model_status_label.setText(QCoreApplication.translate("Predictions", "Model: {model}").format(model=model_id))
+        win.model_label.setText(QCoreApplication.translate("Predictions", "Active model: {model}").format(model=model_id))
 
     # --- click to correct ---------------------------------------------------------------------------
     def set_click_model(self, model_id: str, interactive: bool) -> None:
@@ -181,17 +188,19 @@ class Predictions:
         win.click_off_shortcut.setEnabled(not interactive)
         win.editor.set_click_available(interactive)
         if interactive:
-            act.setToolTip(f"{TOOL_LABELS[CLICK]} ({key}): left click = tumour, right or Shift+click = not "
-                           "tumour; the model redraws the mask after each click")
+            act.setToolTip(QCoreApplication.translate("Predictions", "{tool} ({key}): left click = tumour, right or Shift+click = not "
+                             "tumour; the model redraws the mask after each click").format(
+                tool=QCoreApplication.translate("Actions", TOOL_LABELS[CLICK]), key=key))
             self.click_status = ""
         else:
-            self.click_status = (f"Click to correct ({key}) is not available: model {model_id} was not trained "
-                                 "with clicks. Activate a model that was (Model ▸ Model versions).")
+            self.click_status = QCoreApplication.translate("Predictions", "Click to correct ({key}) is not available: model {model} was not "
+                                  "trained with clicks. Activate a model that was (Model ▸ Model versions).").format(
+                key=key, model=model_id)
             act.setToolTip(self.click_status)
             if known != self.click_model:
                 win.statusBar().showMessage(self.click_status, 10000)
-        win.model_label.setText(f"Active model: {model_id}" + ("" if interactive else
-                                "\nClick to correct: not available with this model"))
+        win.model_label.setText(QCoreApplication.translate("Predictions", "Active model: {model}").format(model=model_id) + (
+            "" if interactive else "\n" + QCoreApplication.translate("Predictions", "Click to correct: not available with this model")))
         win.model_label.setToolTip(self.click_status)
         win.click_label.setToolTip(self.click_status)
         win.click_label.setVisible(not interactive)
@@ -219,8 +228,8 @@ class Predictions:
             win.review.save(session, "clicks")  # the clinician moved on before it arrived
             return
         win.pair.show_error(None)
-        win.statusBar().showMessage(f"Click {len(session.clicks)}: mask redrawn by {result.model_id} "
-                                    f"({result.ms.get('total', 0):.0f} ms)", 5000)
+        win.statusBar().showMessage(QCoreApplication.translate("Predictions", "Click {n}: mask redrawn by {model} ({ms} ms)").format(
+            n=len(session.clicks), model=result.model_id, ms=i18n.integer(round(result.ms.get("total", 0)))), 5000)
         win.clickShown.emit(result.case_id)
 
     def on_clicks_changed(self, case_id: str) -> None:
@@ -252,7 +261,9 @@ class Predictions:
         win = self.win
         win.batch_progress.hide()
         win.batch_cancel.hide()
-        win.statusBar().showMessage(f"Pre-annotation {'cancelled' if cancelled else 'finished'}: {done} cases", 8000)
+        text = (QCoreApplication.translate("Predictions", "Pre-annotation cancelled: {n} cases") if cancelled
+                else QCoreApplication.translate("Predictions", "Pre-annotation finished: {n} cases"))
+        win.statusBar().showMessage(text.format(n=i18n.integer(done)), 8000)
         if win.ws is not None:
             win.reload_worklist()
 
@@ -260,8 +271,8 @@ class Predictions:
         """Replace the mask by the model's prediction of this case (one undoable edit)."""
         s = self.win.current_session()
         if s is None or s.prob is None:
-            self.win.statusBar().showMessage("No prediction for this case yet", 4000)
+            self.win.statusBar().showMessage(QCoreApplication.translate("Predictions", "No prediction for this case yet"), 4000)
             return
         from model.postprocess import postprocess_mask
 
-        self.win.editor.replace_mask(postprocess_mask(s.prob), "Use model prediction")
+        self.win.editor.replace_mask(postprocess_mask(s.prob), QCoreApplication.translate("Predictions", "Use model prediction"))

@@ -23,10 +23,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
+from model.i18n_marks import QT_TRANSLATE_NOOP
 from training import recovery
 from training.store import RevisionConflict, WorkspaceError
+from viewer import i18n
 from viewer.actions import TUMOUR_FREE_NOTE
 from viewer.save_conflict import MINE
 from viewer.tools import CaseSession
@@ -63,6 +65,20 @@ class ReviewEditor(Protocol):
     def replace_mask(self, new_mask: np.ndarray, text: str) -> bool: ...
 
 
+# why a revision was saved (stored in English in its note), as the status bar shows it
+SAVE_REASONS = {reason: reason for reason in (
+    QT_TRANSLATE_NOOP("Review", "manual"), QT_TRANSLATE_NOOP("Review", "autosave"), QT_TRANSLATE_NOOP("Review", "accept"),
+    QT_TRANSLATE_NOOP("Review", "clicks"), QT_TRANSLATE_NOOP("Review", "case switch"),
+    QT_TRANSLATE_NOOP("Review", "workspace switch"), QT_TRANSLATE_NOOP("Review", "before import"),
+    QT_TRANSLATE_NOOP("Review", "before export"), QT_TRANSLATE_NOOP("Review", "before training"),
+    QT_TRANSLATE_NOOP("Review", "before exclude"), QT_TRANSLATE_NOOP("Review", "close"))}
+
+
+def reason_text(reason: str) -> str:
+    """A save reason in the UI language (others, e.g. "restored from revision 2", as stored)."""
+    return QCoreApplication.translate("Review", reason) if reason in SAVE_REASONS else reason
+
+
 class ReviewController:
     """Save, accept, approve as tumour-free, exclude, restore, autosave and the recovery journal."""
 
@@ -87,15 +103,16 @@ class ReviewController:
                 s.journaled = True
             except OSError as exc:
                 s.journaled = False
-                self.ui.show_error(f"Could not write the recovery journal ({exc.strerror or exc}): these edits are "
-                                   "only in memory until they are saved.")
+                self.ui.show_error(QCoreApplication.translate(
+                    "Review", "Could not write the recovery journal ({error}): these edits are only in memory until "
+                    "they are saved.").format(error=exc.strerror or exc))
             case = ws.case(s.case_id)
             if case.status != "in_progress" and not ws.readonly:
                 try:
                     ws.set_status(s.case_id, "in_progress", author=self.ui.author)
                     self.ui.case_status_changed(s.case_id)
                 except WorkspaceError as exc:
-                    self.ui.show_error(str(exc))
+                    self.ui.show_error(i18n.error_text(exc))
         else:
             try:
                 recovery.clear_entry(ws.root, s.case_id)
@@ -130,11 +147,13 @@ class ReviewController:
                 return None
             ws.set_status(s.case_id, status, reason=status_reason, author=self.ui.author)
         except Exception as exc:  # noqa: BLE001 - disk full, read-only...: the journal keeps the work
-            where = ("Your edits are kept in the recovery journal and offered again at the next start."
-                     if s.journaled else
-                     "Your edits are only in memory: keep ADF Viewer open, free disk space or make the "
-                     "workspace writable, then press Ctrl+S.")
-            msg = f"Could not save {s.case_id}: {exc}. {where}"
+            where = (QCoreApplication.translate(
+                "Review", "Your edits are kept in the recovery journal and offered again at the next start.")
+                if s.journaled else QCoreApplication.translate(
+                "Review", "Your edits are only in memory: keep ADF Viewer open, free disk space or make the "
+                "workspace writable, then press Ctrl+S."))
+            msg = QCoreApplication.translate("Review", "Could not save {case}: {error}. {where}").format(
+                case=s.case_id, error=i18n.error_text(exc), where=where)
             self.ui.show_error(msg)
             self.ui.show_message(msg, 15000)
             return None
@@ -144,7 +163,8 @@ class ReviewController:
         s.undo.setClean()
         recovery.clear_entry(ws.root, s.case_id)
         self.ui.case_saved(s.case_id)
-        self.ui.show_message(f"Saved {s.case_id} as revision {rev.rev} ({reason})", 4000)
+        self.ui.show_message(QCoreApplication.translate("Review", "Saved {case} as revision {rev} ({reason})").format(
+            case=s.case_id, rev=rev.rev, reason=reason_text(reason)), 4000)
         self.ui.revision_saved(s.case_id, rev.rev)
         return rev
 
@@ -178,15 +198,17 @@ class ReviewController:
         if s is None or ws is None:
             return
         if self.editor.click_pending(s):
-            self.ui.show_message(f"The last click on {s.case_id} is still being predicted: accept once the "
-                                 "mask has been redrawn.", 6000)
+            self.ui.show_message(QCoreApplication.translate(
+                "Review", "The last click on {case} is still being predicted: accept once the mask has been "
+                "redrawn.").format(case=s.case_id), 6000)
             return
         if not s.dirty and s.mask_source == "empty":
             failed = self.ui.prediction_error(s.case_id)
-            why = failed.rstrip(".") if failed else "the model's prediction has not arrived yet"
-            self.ui.show_message(
-                f"Nothing to accept for {s.case_id}: {why}. Outline the tumour, wait for the prediction, or use "
-                "Case ▸ Approve as tumour-free.", 10000)
+            why = failed.rstrip(".") if failed else QCoreApplication.translate(
+                "Review", "the model's prediction has not arrived yet")
+            self.ui.show_message(QCoreApplication.translate(
+                "Review", "Nothing to accept for {case}: {why}. Outline the tumour, wait for the prediction, or use "
+                "Case ▸ Approve as tumour-free.").format(case=s.case_id, why=why), 10000)
             return
         if s.dirty:
             if self.save(s, "accept", status="approved") is None:
@@ -200,7 +222,8 @@ class ReviewController:
                     s.base_rev, s.mask_source = rev.rev, "revision"
                 ws.set_status(s.case_id, "approved", author=self.ui.author)
             except Exception as exc:  # noqa: BLE001
-                self.ui.show_error(f"Could not approve {s.case_id}: {exc}")
+                self.ui.show_error(QCoreApplication.translate("Review", "Could not approve {case}: {error}").format(
+                    case=s.case_id, error=i18n.error_text(exc)))
                 return
         self.ui.case_saved(s.case_id)
         self.ui.next_to_review()
@@ -218,7 +241,8 @@ class ReviewController:
         if s is None or ws is None:
             return
         if s.mask.any():
-            self.editor.replace_mask(np.zeros(s.mask.shape, bool), "Approve as tumour-free")
+            self.editor.replace_mask(np.zeros(s.mask.shape, bool),
+                                     QCoreApplication.translate("Review", "Approve as tumour-free"))
         if s.dirty:
             rev = self.save(s, TUMOUR_FREE_NOTE, status="approved", status_reason=TUMOUR_FREE_NOTE)
             if rev is None:
@@ -232,11 +256,13 @@ class ReviewController:
                 s.base_rev, s.mask_source = rev.rev, "revision"
                 ws.set_status(s.case_id, "approved", reason=TUMOUR_FREE_NOTE, author=self.ui.author)
             except Exception as exc:  # noqa: BLE001
-                self.ui.show_error(f"Could not approve {s.case_id}: {exc}")
+                self.ui.show_error(QCoreApplication.translate("Review", "Could not approve {case}: {error}").format(
+                    case=s.case_id, error=i18n.error_text(exc)))
                 return
             recovery.clear_entry(ws.root, s.case_id)
         self.ui.case_saved(s.case_id)
-        self.ui.show_message(f"{s.case_id} approved as tumour-free (revision {rev.rev})", 6000)
+        self.ui.show_message(QCoreApplication.translate("Review", "{case} approved as tumour-free (revision {rev})")
+                             .format(case=s.case_id, rev=rev.rev), 6000)
         self.ui.next_to_review()
 
     def exclude(self, reason: str) -> None:
@@ -255,7 +281,8 @@ class ReviewController:
         if s is None or ws is None:
             return
         rev = next(r for r in ws.history(s.case_id) if r.rev == rev_no)
-        self.editor.replace_mask(ws.load_mask(rev), f"Restore revision {rev_no}")
+        self.editor.replace_mask(ws.load_mask(rev),
+                                 QCoreApplication.translate("Review", "Restore revision {rev}").format(rev=rev_no))
         self.save(s, f"restored from revision {rev_no}")
 
     # --- recovery journal ---------------------------------------------------------------------------
@@ -280,6 +307,7 @@ class ReviewController:
                 recovery.clear_entry(ws.root, e.case_id)
                 restored += 1
             except Exception as exc:  # noqa: BLE001
-                self.ui.error_dialog("Recovery failed", f"{e.case_id}: {exc}")
+                self.ui.error_dialog(QCoreApplication.translate("Review", "Recovery failed"),
+                                     f"{e.case_id}: {i18n.error_text(exc)}")
         self.ui.reload_worklist()
         return restored

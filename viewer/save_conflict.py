@@ -16,12 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from training import recovery
 from training.metrics import dice_iou
-from training.store import RevisionConflict, local_time
-from viewer import mask_ops
+from training.store import RevisionConflict
+from viewer import i18n, mask_ops
 from viewer.tools import CaseSession, MaskEditCommand
 
 THEIRS, MINE, LATER = "theirs", "mine", "later"
@@ -34,19 +35,20 @@ class SaveConflictDialog(QDialog):
                  theirs: np.ndarray | None) -> None:
         super().__init__(parent)
         self.setObjectName("saveConflictDialog")
-        self.setWindowTitle("Newer revision saved by someone else")
+        self.setWindowTitle(self.tr("Newer revision saved by someone else"))
         self.choice = LATER
         lat = conflict.latest
-        started = (f"revision {conflict.expected}" if conflict.expected is not None
-                   else "a case with no saved revision")
-        self.headline = (f"A newer revision was saved by {lat.author} at {local_time(lat.created_at)} "
-                         f"(revision {lat.rev} of {conflict.case_id}).")
-        details = [f"Your edits started from {started}."]
+        started = (self.tr("revision {rev}").format(rev=conflict.expected) if conflict.expected is not None
+                   else self.tr("a case with no saved revision"))
+        self.headline = self.tr("A newer revision was saved by {author} at {time} (revision {rev} of {case}).").format(
+            author=lat.author, time=i18n.stored_time(lat.created_at), rev=lat.rev, case=conflict.case_id)
+        details = [self.tr("Your edits started from {start}.").format(start=started)]
         if theirs is not None:
             d, _ = dice_iou(mine.astype(bool), theirs.astype(bool))
-            details.append(f"Their mask: {int(np.count_nonzero(theirs))} px; yours: {int(np.count_nonzero(mine))} px; "
-                           f"agreement (Dice) {d:.3f}.")
-        details.append("Saving yours keeps theirs in the history; keeping theirs keeps yours one Ctrl+Z away.")
+            details.append(self.tr("Their mask: {theirs} px; yours: {mine} px; agreement (Dice) {dice}.").format(
+                theirs=i18n.integer(np.count_nonzero(theirs)), mine=i18n.integer(np.count_nonzero(mine)),
+                dice=i18n.number(d, 3)))
+        details.append(self.tr("Saving yours keeps theirs in the history; keeping theirs keeps yours one Ctrl+Z away."))
         lay = QVBoxLayout(self)
         head = QLabel(self.headline)
         head.setObjectName("conflictHeadline")
@@ -57,11 +59,11 @@ class SaveConflictDialog(QDialog):
         body.setWordWrap(True)
         lay.addWidget(body)
         bb = QDialogButtonBox(self)
-        self.keep_button = QPushButton("Keep theirs")
+        self.keep_button = QPushButton(self.tr("Keep theirs"))
         self.keep_button.setObjectName("keepTheirs")
-        self.mine_button = QPushButton("Save mine as newer revision")
+        self.mine_button = QPushButton(self.tr("Save mine as newer revision"))
         self.mine_button.setObjectName("saveMine")
-        self.later_button = QPushButton("Decide later")
+        self.later_button = QPushButton(self.tr("Decide later"))
         self.later_button.setObjectName("decideLater")
         for b, role in ((self.keep_button, QDialogButtonBox.ButtonRole.AcceptRole),
                         (self.mine_button, QDialogButtonBox.ButtonRole.AcceptRole),
@@ -96,8 +98,9 @@ def resolve(window: Any, session: CaseSession, conflict: RevisionConflict) -> st
         take_theirs(window, session, conflict, theirs)
     elif dlg.choice == LATER:
         window.autosave_timer.stop()
-        window.pair.show_error(f"Not saved: {dlg.headline} Your edits stay here and in the recovery journal "
-                               "until you save (Ctrl+S) or switch cases, when you will be asked again.")
+        window.pair.show_error(QCoreApplication.translate(
+            "SaveConflict", "Not saved: {headline} Your edits stay here and in the recovery journal until you save "
+            "(Ctrl+S) or switch cases, when you will be asked again.").format(headline=dlg.headline))
     return dlg.choice
 
 
@@ -108,7 +111,8 @@ def take_theirs(window: Any, session: CaseSession, conflict: RevisionConflict, t
     if bbox is not None:
         x0, y0, x1, y1 = bbox
         cmd = MaskEditCommand(session, bbox, before[y0:y1, x0:x1], session.mask[y0:y1, x0:x1].copy(),
-                              f"Keep revision {conflict.latest.rev} by {conflict.latest.author}",
+                              QCoreApplication.translate("SaveConflict", "Keep revision {rev} by {author}").format(
+                                  rev=conflict.latest.rev, author=conflict.latest.author),
                               window.editor._after_undo_redo)
         session.undo.push(cmd)  # not through the editor: this is a saved state, not an edit to journal
         if window.pair.overlay is not None and window.editor.session is session:
@@ -125,5 +129,6 @@ def take_theirs(window: Any, session: CaseSession, conflict: RevisionConflict, t
     if session.case_id == window.current_case_id:
         window._refresh_history()
         window._update_case_label()
-    window.statusBar().showMessage(f"Showing revision {conflict.latest.rev} by {conflict.latest.author}; "
-                                   "Ctrl+Z brings your edits back", 8000)
+    window.statusBar().showMessage(QCoreApplication.translate(
+        "SaveConflict", "Showing revision {rev} by {author}; Ctrl+Z brings your edits back").format(
+        rev=conflict.latest.rev, author=conflict.latest.author), 8000)

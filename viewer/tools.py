@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QKeyEvent,
@@ -30,6 +30,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsPathItem
 
+from model.i18n_marks import QT_TRANSLATE_NOOP
 from model.interactive import Click
 from viewer import mask_ops
 from viewer.clicks import MINUS, PLUS, click_at, click_provenance
@@ -41,10 +42,19 @@ if TYPE_CHECKING:
 NAVIGATE, BRUSH, ERASER, POLYGON, POLYGON_ERASE, LASSO, LASSO_ERASE, PUSH_PULL, CLICK = (
     "navigate", "brush", "eraser", "polygon", "polygon_erase", "lasso", "lasso_erase", "push_pull", "click")
 TOOLS = (NAVIGATE, BRUSH, ERASER, POLYGON, POLYGON_ERASE, LASSO, LASSO_ERASE, PUSH_PULL, CLICK)
+# English sources, translated where shown (viewer.actions.translated, context "Actions")
 TOOL_LABELS = {
-    NAVIGATE: "Navigate", BRUSH: "Brush", ERASER: "Eraser", POLYGON: "Polygon fill",
-    POLYGON_ERASE: "Polygon erase", LASSO: "Lasso fill", LASSO_ERASE: "Lasso erase", PUSH_PULL: "Push / pull",
-    CLICK: "Click to correct",
+    NAVIGATE: QT_TRANSLATE_NOOP("Actions", "Navigate"), BRUSH: QT_TRANSLATE_NOOP("Actions", "Brush"),
+    ERASER: QT_TRANSLATE_NOOP("Actions", "Eraser"), POLYGON: QT_TRANSLATE_NOOP("Actions", "Polygon fill"),
+    POLYGON_ERASE: QT_TRANSLATE_NOOP("Actions", "Polygon erase"), LASSO: QT_TRANSLATE_NOOP("Actions", "Lasso fill"),
+    LASSO_ERASE: QT_TRANSLATE_NOOP("Actions", "Lasso erase"), PUSH_PULL: QT_TRANSLATE_NOOP("Actions", "Push / pull"),
+    CLICK: QT_TRANSLATE_NOOP("Actions", "Click to correct"),
+}
+# the undo entry of each mask operation (Edit ▸ Undo <text>)
+OPERATION_UNDO_TEXT = {
+    "smooth": QT_TRANSLATE_NOOP("Tools", "Smooth"), "grow": QT_TRANSLATE_NOOP("Tools", "Grow"),
+    "shrink": QT_TRANSLATE_NOOP("Tools", "Shrink"), "fill_holes": QT_TRANSLATE_NOOP("Tools", "Fill holes"),
+    "remove_islands": QT_TRANSLATE_NOOP("Tools", "Remove islands"), "refine": QT_TRANSLATE_NOOP("Tools", "Refine"),
 }
 MIN_RADIUS, MAX_RADIUS = 1, 400
 
@@ -112,7 +122,7 @@ class ClickCommand(QUndoCommand):
 
     def __init__(self, session: CaseSession, click: Click,
                  on_change: Callable[[CaseSession, BBox | None], None]) -> None:
-        super().__init__(f"Click {PLUS if click.positive else MINUS}")
+        super().__init__(QCoreApplication.translate("Tools", "Click {sign}").format(sign=PLUS if click.positive else MINUS))
         self.session = session
         self.click = click
         self.clicks_before = tuple(session.clicks)
@@ -277,14 +287,15 @@ class EditController(QObject):
             return False
         if self.tool in (BRUSH, ERASER) and self._last is not None:
             self._last = None
-            self._end_stroke("Brush stroke" if self.tool == BRUSH else "Erase stroke")
+            self._end_stroke(QCoreApplication.translate("Tools", "Brush stroke") if self.tool == BRUSH
+                             else QCoreApplication.translate("Tools", "Erase stroke"))
             return True
         if self.tool in (LASSO, LASSO_ERASE) and self._points:
             self.close_shape()
             return True
         if self.tool == PUSH_PULL and self._drag_start is not None:
             self._drag_start = None
-            self._end_stroke("Push/pull")
+            self._end_stroke(QCoreApplication.translate("Tools", "Push/pull"))
             return True
         return False
 
@@ -443,7 +454,7 @@ class EditController(QObject):
         value = 0 if self.tool in (POLYGON_ERASE, LASSO_ERASE) else 1
         before = self.session.mask.copy()
         bbox = mask_ops.fill_polygon(self.session.mask, self._points, value)
-        label = TOOL_LABELS[self.tool]
+        label = QCoreApplication.translate("Actions", TOOL_LABELS[self.tool])
         self.cancel_shape()
         if bbox is not None:
             self.pair.overlay.refresh(bbox)
@@ -483,7 +494,7 @@ class EditController(QObject):
             return False
         self.pair.overlay.refresh(bbox)
         x0, y0, x1, y1 = bbox
-        self.push_edit(bbox, before[y0:y1, x0:x1], name.replace("_", " ").capitalize())
+        self.push_edit(bbox, before[y0:y1, x0:x1], QCoreApplication.translate("Tools", OPERATION_UNDO_TEXT[name]))
         return True
 
     def replace_mask(self, new_mask: np.ndarray, text: str) -> bool:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF, QProcess, QProcessEnvironment, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QPointF, QProcess, QProcessEnvironment, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,6 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer import i18n
+from viewer.worklist import status_label
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,14 +42,17 @@ def held_out_summary(metrics: dict) -> str:
     own, base = metrics.get("val_dice"), metrics.get("parent_val_dice")
     if not isinstance(own, (int, float)):
         return ""
-    text = f" Held-out Dice {own:.3f}"
-    if isinstance(base, (int, float)):
-        if own > base:
-            text += f", better than the base model's {base:.3f} on the same cases"
-        else:
-            text += (f", not better than the base model's {base:.3f} on the same cases: compare them, and roll back "
-                     "in Model ▸ Model versions if needed")
-    return text + "."
+    own_s = i18n.number(own, 3)
+    if not isinstance(base, (int, float)):
+        return " " + QCoreApplication.translate("TrainDialog", "Held-out Dice {own}.").format(own=own_s)
+    if own > base:
+        text = QCoreApplication.translate(
+            "TrainDialog", "Held-out Dice {own}, better than the base model's {base} on the same cases.")
+    else:
+        text = QCoreApplication.translate(
+            "TrainDialog", "Held-out Dice {own}, not better than the base model's {base} on the same cases: compare "
+            "them, and roll back in Model ▸ Model versions if needed.")
+    return " " + text.format(own=own_s, base=i18n.number(base, 3))
 
 
 def training_command(args: list[str]) -> tuple[str, list[str]]:
@@ -98,9 +104,9 @@ class LossPlot(QWidget):
         p.setPen(QColor(200, 200, 200))
         p.drawText(4, r.top() + 10, "1.0")
         p.drawText(4, r.bottom(), "0")
-        p.drawText(r.left(), self.height() - 6, "epoch →")
-        for series, colour, label, scale in ((self.loss, QColor(255, 170, 60), "loss", max(self.loss or [1.0])),
-                                             (self.dice, QColor(90, 200, 255), "val Dice", 1.0)):
+        p.drawText(r.left(), self.height() - 6, self.tr("epoch →"))
+        for series, colour, label, scale in ((self.loss, QColor(255, 170, 60), self.tr("loss"), max(self.loss or [1.0])),
+                                             (self.dice, QColor(90, 200, 255), self.tr("val Dice"), 1.0)):
             if not series:
                 continue
             n = max(2, len(series))
@@ -108,7 +114,7 @@ class LossPlot(QWidget):
                    for i, v in enumerate(series)]
             p.setPen(QPen(colour, 2))
             p.drawPolyline(QPolygonF(pts))
-            p.drawText(r.right() - 70, r.top() + (14 if label == "loss" else 30), label)
+            p.drawText(r.right() - 70, r.top() + (14 if series is self.loss else 30), label)
         p.end()
 
 
@@ -124,7 +130,7 @@ class TrainDialog(QDialog):
     def __init__(self, workspace_root: Path, models: list[dict], parent: QWidget | None = None,
                  extra_args: list[str] | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Train a new model version")
+        self.setWindowTitle(self.tr("Train a new model version"))
         self.workspace_root = Path(workspace_root)
         self.extra_args = list(extra_args or [])
         self.process: QProcess | None = None
@@ -132,14 +138,16 @@ class TrainDialog(QDialog):
         self.result: dict[str, Any] | None = None
         self._buffer = ""
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel("Fine-tunes a model on this workspace's reviewed cases (a held-out part is used "
-                             "for validation). Runs on this computer; nothing is uploaded."))
+        intro = QLabel(self.tr("Fine-tunes a model on this workspace's reviewed cases (a held-out part is used "
+                               "for validation). Runs on this computer; nothing is uploaded."))
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
         form = QFormLayout()
         self.base = QComboBox()
         if not models:
-            self.base.addItem("(no model in this workspace: train from scratch)", None)
+            self.base.addItem(self.tr("(no model in this workspace: train from scratch)"), None)
         for m in models:
-            label = f"{m['id']}{'  (active)' if m.get('active') else ''}"
+            label = m["id"] + (self.tr("  (active)") if m.get("active") else "")
             self.base.addItem(label, str(m["path"]))
             if m.get("active"):
                 self.base.setCurrentIndex(self.base.count() - 1)
@@ -149,13 +157,13 @@ class TrainDialog(QDialog):
         self.statuses: dict[str, QCheckBox] = {}
         row = QHBoxLayout()
         for st in ("corrected", "approved"):
-            cb = QCheckBox(st)
+            cb = QCheckBox(status_label(st))
             cb.setChecked(True)
             self.statuses[st] = cb
             row.addWidget(cb)
-        form.addRow("Base model", self.base)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Train on cases", row)
+        form.addRow(self.tr("Base model"), self.base)
+        form.addRow(self.tr("Epochs"), self.epochs)
+        form.addRow(self.tr("Train on cases"), row)
         lay.addLayout(form)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -167,13 +175,13 @@ class TrainDialog(QDialog):
         self.log.setMaximumBlockCount(2000)
         lay.addWidget(self.log, 1)
         buttons = QHBoxLayout()
-        self.start_btn = QPushButton("Start training")
-        self.cancel_btn = QPushButton("Cancel run")
+        self.start_btn = QPushButton(self.tr("Start training"))
+        self.cancel_btn = QPushButton(self.tr("Cancel run"))
         self.cancel_btn.setEnabled(False)
-        self.close_btn = QPushButton("Close")
-        self.activate_btn = QPushButton("Activate anyway")
-        self.activate_btn.setToolTip("Use the new version although it did not beat its base model on the "
-                                     "held-out cases")
+        self.close_btn = QPushButton(self.tr("Close"))
+        self.activate_btn = QPushButton(self.tr("Activate anyway"))
+        self.activate_btn.setToolTip(self.tr("Use the new version although it did not beat its base model on the "
+                                             "held-out cases"))
         self.activate_btn.setVisible(False)
         buttons.addWidget(self.start_btn)
         buttons.addWidget(self.cancel_btn)
@@ -211,7 +219,7 @@ class TrainDialog(QDialog):
         self.process.finished.connect(self._on_finished)
         self.start_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
-        self.log.appendPlainText("Starting training…")
+        self.log.appendPlainText(self.tr("Starting training…"))
         self.process.start(program, args)
 
     def _read_stdout(self) -> None:
@@ -239,36 +247,41 @@ class TrainDialog(QDialog):
             return
         kind = ev.get("event")
         if kind == "start":
-            self.log.appendPlainText(f"Training on {ev.get('n_train')} cases, validating on {ev.get('n_val')} "
-                                     f"({ev.get('device')}).")
+            self.log.appendPlainText(self.tr("Training on {n} cases, validating on {val} ({device}).").format(
+                n=ev.get("n_train"), val=ev.get("n_val"), device=i18n.device_text(str(ev.get("device")))))
         elif kind == "epoch":
             self.progress.setValue(int(round(100 * float(ev.get("progress", 0.0)))))
             loss = ev.get("loss_total", ev.get("loss"))
             self.plot.add(loss, ev.get("val_dice"))
             dice = ev.get("val_dice")
-            self.log.appendPlainText(f"epoch {ev.get('epoch')}/{ev.get('epochs')}: loss {loss if loss is None else round(loss, 4)}"
-                                     + (f", val Dice {dice:.3f}" if isinstance(dice, (int, float)) else ""))
+            loss_s = "—" if loss is None else i18n.number(loss, 4)
+            self.log.appendPlainText(self.tr("epoch {epoch}/{epochs}: loss {loss}").format(
+                epoch=ev.get("epoch"), epochs=ev.get("epochs"), loss=loss_s)
+                + (self.tr(", val Dice {dice}").format(dice=i18n.number(dice, 3)) if isinstance(dice, (int, float))
+                   else ""))
         elif kind == "parent_val":
             dice = ev.get("val_dice")
             if isinstance(dice, (int, float)):
-                self.log.appendPlainText(f"Base model on the {ev.get('val_n')} held-out cases: Dice {dice:.3f}.")
+                self.log.appendPlainText(self.tr("Base model on the {n} held-out cases: Dice {dice}.").format(
+                    n=ev.get("val_n"), dice=i18n.number(dice, 3)))
         elif kind == "done":
             self.result = ev
             self.progress.setValue(100)
             share = ev.get("parent_blend")
-            blend = (f" Its weights lie {share:.0%} of the way from the base model's to the fine-tuned ones, "
-                     "which forgets less of what the base model knew." if isinstance(share, float) and share < 1 else "")
+            blend = (" " + self.tr("Its weights lie {share} of the way from the base model's to the fine-tuned "
+                                   "ones, which forgets less of what the base model knew.").format(
+                share=i18n.percent(share)) if isinstance(share, float) and share < 1 else "")
             if ev.get("activated"):
-                head = f"New model {ev.get('model_id')} registered and activated."
+                head = self.tr("New model {model} registered and activated.").format(model=ev.get("model_id"))
             else:
-                head = (f"New model {ev.get('model_id')} registered but NOT activated: it did not beat the base "
-                        "model on the held-out cases, so the base model stays in use. Use \"Activate anyway\" "
-                        "to switch to it.")
+                head = self.tr("New model {model} registered but NOT activated: it did not beat the base model on "
+                               "the held-out cases, so the base model stays in use. Use \"Activate anyway\" to "
+                               "switch to it.").format(model=ev.get("model_id"))
                 self.activate_btn.setVisible(bool(ev.get("registered")))
                 self.activate_btn.setEnabled(bool(ev.get("registered")))
             self.log.appendPlainText(head + held_out_summary(ev.get("metrics") or {}) + blend)
         elif kind == "error":
-            self.log.appendPlainText(f"Error: {ev.get('message')}")
+            self.log.appendPlainText(self.tr("Error: {message}").format(message=ev.get("message")))
 
     def _on_finished(self, code: int, _status: Any) -> None:
         self._read_stdout()
@@ -276,7 +289,7 @@ class TrainDialog(QDialog):
         self.cancel_btn.setEnabled(False)
         if self.result is None and self.out_dir is not None:
             shutil.rmtree(self.out_dir, ignore_errors=True)
-            self.log.appendPlainText(f"Training ended without a model (exit code {code}).")
+            self.log.appendPlainText(self.tr("Training ended without a model (exit code {code}).").format(code=code))
         self.finishedWith.emit(self.result)
 
     def _activate_anyway(self) -> None:
@@ -284,12 +297,13 @@ class TrainDialog(QDialog):
         if self.result and self.result.get("registered"):
             self.activateRequested.emit(str(self.result["registered"]))
             self.activate_btn.setEnabled(False)
-            self.log.appendPlainText(f"Model {self.result['registered']} activated at your request.")
+            self.log.appendPlainText(self.tr("Model {model} activated at your request.").format(
+                model=self.result["registered"]))
 
     def cancel(self) -> None:
         """Stop the run now; no model is written and the run folder is removed."""
         if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
-            self.log.appendPlainText("Cancelling…")
+            self.log.appendPlainText(self.tr("Cancelling…"))
             self.result = None
             self.process.kill()
 

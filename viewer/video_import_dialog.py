@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QThread, Signal
+from PySide6.QtCore import QCoreApplication, QSettings, QThread, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -27,7 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-VIDEO_FILTER = "Videos (*.mp4 *.m4v *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.wmv);;All files (*)"
+from model.i18n_marks import QT_TRANSLATE_NOOP
+from viewer import i18n
+
+VIDEO_FILTER = QT_TRANSLATE_NOOP("VideoImportDialog",
+                                 "Videos (*.mp4 *.m4v *.avi *.mov *.mkv *.mpg *.mpeg *.webm *.wmv);;All files (*)")
 
 
 class _VideoImportThread(QThread):
@@ -61,24 +65,28 @@ def summary_text(summary: dict) -> str:
     v = summary["video"]
     lines = []
     if summary.get("cancelled"):
-        lines.append("Cancelled: the video being analysed was not imported.")
-    lines.append(f"Imported {summary['imported']} case(s) ({v['pairs']} WLI/NBI pair(s), {v['wli_only']} WLI-only); "
-                 f"the workspace now holds {summary.get('cases', '?')}.")
-    lines.append(f"Frames: {v['frames']} — WLI {v['wli']}, NBI {v['nbi']}, unusable {v['unusable']}.")
+        lines.append(QCoreApplication.translate("VideoImportDialog", "Cancelled: the video being analysed was not imported."))
+    lines.append(QCoreApplication.translate("VideoImportDialog", "Imported {n} case(s) ({pairs} WLI/NBI pair(s), {wli_only} WLI-only); the workspace now holds "
+                    "{total}.").format(n=i18n.integer(summary["imported"]), pairs=i18n.integer(v["pairs"]),
+                                       wli_only=i18n.integer(v["wli_only"]), total=summary.get("cases", "?")))
+    lines.append(QCoreApplication.translate("VideoImportDialog", "Frames: {frames} — WLI {wli}, NBI {nbi}, unusable {unusable}.").format(
+        frames=i18n.integer(v["frames"]), wli=i18n.integer(v["wli"]), nbi=i18n.integer(v["nbi"]),
+        unusable=i18n.integer(v["unusable"])))
     for entry in v["videos"]:
         name = Path(entry["path"]).name
         if "skipped" in entry:
-            lines.append(f"  • {name}: not imported — {entry['skipped']}")
+            lines.append("  • " + QCoreApplication.translate("VideoImportDialog", "{name}: not imported — {reason}").format(name=name, reason=entry["skipped"]))
         else:
             extra = ""
             if entry.get("nbi_segments_without_pair"):
-                extra = f"; {entry['nbi_segments_without_pair']} NBI segment(s) without a registrable WLI partner"
-            lines.append(f"  • {name}: {entry['pairs']} pair(s) from {entry['nbi_segments']} NBI segment(s), "
-                         f"patient {entry['patient_id']}{extra}")
+                extra = QCoreApplication.translate("VideoImportDialog", "; {n} NBI segment(s) without a registrable WLI partner").format(
+                    n=entry["nbi_segments_without_pair"])
+            lines.append("  • " + QCoreApplication.translate("VideoImportDialog", "{name}: {pairs} pair(s) from {segments} NBI segment(s), patient {patient}").format(
+                name=name, pairs=entry["pairs"], segments=entry["nbi_segments"], patient=entry["patient_id"]) + extra)
     others = [s for s in summary["skipped"] if not any(s["path"] == e["path"] for e in v["videos"])]
     if others:
-        lines.append(f"Skipped {len(others)} case(s):")
-        lines += [f"  • {s['path']}: {s['reason']}" for s in others]
+        lines.append(QCoreApplication.translate("VideoImportDialog", "Skipped {n} case(s):").format(n=i18n.integer(len(others))))
+        lines += [f"  • {s['path']}: {i18n.error_text(s['reason'])}" for s in others]
     return "\n".join(lines)
 
 
@@ -90,27 +98,27 @@ class VideoImportDialog(QDialog):
     def __init__(self, workspace_root: Path, parent: QWidget | None = None,
                  settings: QSettings | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Import endoscopy videos")
+        self.setWindowTitle(self.tr("Import endoscopy videos"))
         self.workspace_root = Path(workspace_root)
         self.app_settings = settings
         self.summary: dict[str, Any] | None = None
         lay = QVBoxLayout(self)
-        intro = QLabel(
+        intro = QLabel(self.tr(
             "Every frame is classified as white light, NBI or unusable from its content; the sharpest NBI "
             "frames are paired with the nearest sharp white-light frame of the same scene and kept only when "
-            "their registration holds. Patient id: the sub-folder of the chosen folder, else the file name.")
+            "their registration holds. Patient id: the sub-folder of the chosen folder, else the file name."))
         intro.setWordWrap(True)
         lay.addWidget(intro)
-        self.wli_only_box = QCheckBox("Also import white-light-only cases from scenes never seen in NBI")
-        self.keep_text_box = QCheckBox("Keep burned-in text (patient name, date); by default it is blacked out")
+        self.wli_only_box = QCheckBox(self.tr("Also import white-light-only cases from scenes never seen in NBI"))
+        self.keep_text_box = QCheckBox(self.tr("Keep burned-in text (patient name, date); by default it is blacked out"))
         lay.addWidget(self.wli_only_box)
         lay.addWidget(self.keep_text_box)
         if settings is not None:
             self.wli_only_box.setChecked(str(settings.value("video/wli_only", "false")).lower() == "true")
             self.keep_text_box.setChecked(str(settings.value("video/keep_text", "false")).lower() == "true")
         row = QHBoxLayout()
-        self.choose_btn = QPushButton("Choose videos…")
-        self.folder_btn = QPushButton("Choose a folder (one sub-folder per patient)…")
+        self.choose_btn = QPushButton(self.tr("Choose videos…"))
+        self.folder_btn = QPushButton(self.tr("Choose a folder (one sub-folder per patient)…"))
         row.addWidget(self.choose_btn)
         row.addWidget(self.folder_btn)
         lay.addLayout(row)
@@ -123,7 +131,7 @@ class VideoImportDialog(QDialog):
         self.report.setReadOnly(True)
         lay.addWidget(self.report, 1)
         bb = QDialogButtonBox()
-        self.cancel_btn = bb.addButton("Cancel import", QDialogButtonBox.ButtonRole.ActionRole)
+        self.cancel_btn = bb.addButton(self.tr("Cancel import"), QDialogButtonBox.ButtonRole.ActionRole)
         self.cancel_btn.setEnabled(False)
         close = bb.addButton(QDialogButtonBox.StandardButton.Close)
         close.clicked.connect(self.reject)
@@ -140,12 +148,12 @@ class VideoImportDialog(QDialog):
         return VideoSettings(wli_only=self.wli_only_box.isChecked(), keep_text=self.keep_text_box.isChecked())
 
     def _choose(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Endoscopy videos", "", VIDEO_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Endoscopy videos"), "", self.tr(VIDEO_FILTER))
         if paths:
             self.start([Path(p) for p in paths])
 
     def _choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Folder of recordings (one sub-folder per patient)")
+        path = QFileDialog.getExistingDirectory(self, self.tr("Folder of recordings (one sub-folder per patient)"))
         if path:
             self.start([Path(path)])
 
@@ -160,7 +168,7 @@ class VideoImportDialog(QDialog):
         self.summary = None
         self.progress.setRange(0, 0)
         self.progress.show()
-        self.report.setPlainText("Importing…")
+        self.report.setPlainText(self.tr("Importing…"))
         self._thread = _VideoImportThread(self.workspace_root, videos, self.video_settings())
         self._thread.progress.connect(self._on_progress)
         self._thread.finishedWith.connect(self._on_done)
@@ -169,7 +177,7 @@ class VideoImportDialog(QDialog):
     def cancel(self) -> None:
         if self._thread is not None and self._thread.isRunning():
             self._thread.cancel_event.set()
-            self.stage.setText("Cancelling…")
+            self.stage.setText(self.tr("Cancelling…"))
             self.cancel_btn.setEnabled(False)
 
     def _on_progress(self, stage: str, done: int, total: int) -> None:
@@ -188,7 +196,7 @@ class VideoImportDialog(QDialog):
             w.setEnabled(True)
         self.stage.setText("")
         if isinstance(result, Exception):
-            self.report.setPlainText(f"Import failed: {result}")
+            self.report.setPlainText(self.tr("Import failed: {error}").format(error=i18n.error_text(result)))
         else:
             self.summary = result
             self.report.setPlainText(summary_text(result))

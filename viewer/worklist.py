@@ -9,8 +9,18 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QCoreApplication,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QBrush, QColor
+
+from model.i18n_marks import QT_TRANSLATE_NOOP
+from viewer import i18n
 
 STATUS_COLORS = {
     "new": QColor(178, 178, 178),
@@ -20,15 +30,27 @@ STATUS_COLORS = {
     "approved": QColor(46, 160, 67),
     "excluded": QColor(240, 100, 90),
 }
+# English sources, shown translated (status_label(), headerData)
 STATUS_LABELS = {
-    "new": "new", "predicted": "predicted", "in_progress": "in progress", "corrected": "corrected",
-    "approved": "approved", "excluded": "excluded",
+    "new": QT_TRANSLATE_NOOP("Status", "new"), "predicted": QT_TRANSLATE_NOOP("Status", "predicted"),
+    "in_progress": QT_TRANSLATE_NOOP("Status", "in progress"), "corrected": QT_TRANSLATE_NOOP("Status", "corrected"),
+    "approved": QT_TRANSLATE_NOOP("Status", "approved"), "excluded": QT_TRANSLATE_NOOP("Status", "excluded"),
 }
-COLUMNS = ("Case", "Patient", "Status", "Dice", "Edited", "Video")
-COLUMN_TIPS = ("Case id (full id in each row's tooltip)", "Patient id", "Review status",
-               "Dice between the model's prediction and the clinician's latest revision",
-               "When the case last changed (local time)",
-               "Time of the WLI frame in the recording the case was imported from (video imports)")
+COLUMNS = (QT_TRANSLATE_NOOP("Worklist", "Case"), QT_TRANSLATE_NOOP("Worklist", "Patient"),
+           QT_TRANSLATE_NOOP("Worklist", "Status"), QT_TRANSLATE_NOOP("Worklist", "Dice"),
+           QT_TRANSLATE_NOOP("Worklist", "Edited"), QT_TRANSLATE_NOOP("Worklist", "Video"))
+COLUMN_TIPS = (QT_TRANSLATE_NOOP("Worklist", "Case id (full id in each row's tooltip)"),
+               QT_TRANSLATE_NOOP("Worklist", "Patient id"), QT_TRANSLATE_NOOP("Worklist", "Review status"),
+               QT_TRANSLATE_NOOP("Worklist", "Dice between the model's prediction and the clinician's latest revision"),
+               QT_TRANSLATE_NOOP("Worklist", "When the case last changed (local time)"),
+               QT_TRANSLATE_NOOP("Worklist", "Time of the WLI frame in the recording the case was imported from "
+                                 "(video imports)"))
+
+
+def status_label(status: str) -> str:
+    """A case status as the clinician reads it, in the UI language."""
+    label = STATUS_LABELS.get(status)
+    return QCoreApplication.translate("Status", label) if label else status
 CASE_COL, PATIENT_COL, STATUS_COL, DICE_COL, EDITED_COL, VIDEO_COL = range(6)
 CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -115,9 +137,9 @@ class WorklistModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
+            return QCoreApplication.translate("Worklist", COLUMNS[section])
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMN_TIPS[section]
+            return QCoreApplication.translate("Worklist", COLUMN_TIPS[section])
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -133,9 +155,9 @@ class WorklistModel(QAbstractTableModel):
             if col == PATIENT_COL:
                 return case.patient_id or ""
             if col == STATUS_COL:
-                return STATUS_LABELS.get(case.status, case.status)
+                return status_label(case.status)
             if col == DICE_COL:
-                return "" if case.dice_vs_model is None else f"{case.dice_vs_model:.3f}"
+                return "" if case.dice_vs_model is None else i18n.number(case.dice_vs_model, 3)
             if col == EDITED_COL:
                 return edited_text(case.updated_at)
             if col == VIDEO_COL:
@@ -143,13 +165,16 @@ class WorklistModel(QAbstractTableModel):
                 return video_time_text(v["wli_time_s"]) if v else ""
         if role == Qt.ItemDataRole.ToolTipRole and col == VIDEO_COL and case.id in self._video:
             v = self._video[case.id]
-            nbi = "" if v["nbi_frame"] is None else \
-                f", NBI frame {v['nbi_frame']} at {video_time_text(v['nbi_time_s'])}"
-            return f"{Path(v['video_path']).name}: WLI frame {v['wli_frame']} at {video_time_text(v['wli_time_s'])}{nbi}"
+            nbi = "" if v["nbi_frame"] is None else QCoreApplication.translate(
+                "Worklist", ", NBI frame {frame} at {time}").format(frame=v["nbi_frame"],
+                                                                   time=video_time_text(v["nbi_time_s"]))
+            return QCoreApplication.translate("Worklist", "{video}: WLI frame {frame} at {time}").format(
+                video=Path(v["video_path"]).name, frame=v["wli_frame"], time=video_time_text(v["wli_time_s"])) + nbi
         if role == Qt.ItemDataRole.ForegroundRole and col == STATUS_COL:
             return QBrush(STATUS_COLORS.get(case.status, QColor(200, 200, 200)))
         if role == Qt.ItemDataRole.ToolTipRole and col == STATUS_COL and case.status == "excluded":
-            return f"Excluded: {case.exclude_reason or 'no reason given'}"
+            return QCoreApplication.translate("Worklist", "Excluded: {reason}").format(
+                reason=case.exclude_reason or QCoreApplication.translate("Worklist", "no reason given"))
         if role == Qt.ItemDataRole.ToolTipRole and col == EDITED_COL:
             return edited_text(case.updated_at, full=True) or None
         if role == Qt.ItemDataRole.ToolTipRole and col in (CASE_COL, PATIENT_COL):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 from model.names import safe_id, safe_model_id
 from training.imageio import ImageReadError, decode_rgb, read_file_bytes, write_png_atomic
 from training.store.records import WorkspaceError
@@ -45,8 +46,8 @@ class PredictionCacheMixin:
         if arr.shape != (case.height, case.width):
             raise ValueError(f"prediction shape {arr.shape} != case {case_id} WLI size {(case.height, case.width)}")
         if self.readonly:
-            raise WorkspaceError(f"workspace {self.root} is read-only")
+            raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "workspace {root} is read-only"), root=self.root))
         try:
             write_png_atomic(self.prediction_path(case_id, model_id), arr)
         except OSError as exc:
-            raise WorkspaceError(f"cannot write prediction cache: {exc.strerror or exc}") from None
+            raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "cannot write prediction cache: {error}"), error=exc.strerror or exc)) from None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 from model.names import safe_id
 from training.imageio import (
     ImageReadError,
@@ -101,7 +102,7 @@ class ImportMixin:
                        mask, patient_id, nbi_synthetic, stem, label_path, author,
                        video: dict | None = None) -> tuple[str | None, str | None]:
         if self.readonly:
-            raise WorkspaceError(f"workspace {self.root} is read-only")
+            raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "workspace {root} is read-only"), root=self.root))
         w, h = size
         images = self.root / "images"
         masks = self.root / "masks"
@@ -122,7 +123,7 @@ class ImportMixin:
                     tmp_mask.mkdir()
                     mask_sha = write_png_atomic(tmp_mask / "1.png", mask, exist_ok=False)
             except OSError as exc:
-                raise WorkspaceError(f"cannot write to workspace {self.root}: {exc.strerror or exc}") from None
+                raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "cannot write to workspace {root}: {error}"), root=self.root, error=exc.strerror or exc)) from None
             with self._write() as db:
                 # re-check under the write lock: another process may have imported it meanwhile
                 if db.execute("SELECT 1 FROM cases WHERE wli_sha256 = ? AND nbi_sha256 = ?",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 from training.imageio import (
     ImageReadError,
     decode_mask,
@@ -125,7 +126,7 @@ class RevisionsMixin:
                 raise WorkspaceError(f"revision file {path} appeared while saving; refusing to overwrite it "
                                      "(is another program writing this workspace without SQLite's lock?)") from None
             except OSError as exc:
-                raise WorkspaceError(f"cannot write revision {path}: {exc.strerror or exc}") from None
+                raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "cannot write revision {path}: {error}"), path=path, error=exc.strerror or exc)) from None
             now = utc_now()
             try:
                 db.execute(
@@ -211,7 +212,7 @@ class RevisionsMixin:
         except ImageReadError as exc:
             raise WorkspaceError(f"mask of {revision.case_id} rev {revision.rev}: {exc.reason}") from None
         if sha256_bytes(data) != revision.sha256:
-            raise WorkspaceError(f"mask file {revision.mask_path} was modified outside ADF Viewer (sha256 mismatch)")
+            raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "mask file {path} was modified outside ADF Viewer (sha256 mismatch)"), path=revision.mask_path))
         return decode_mask(data, revision.mask_path)
 
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 from training import sharing
 from training.sharing import FsInfo
 from training.store.cache import PredictionCacheMixin
@@ -76,31 +77,32 @@ class Workspace(CasesMixin, ImportMixin, VideoMixin, RevisionsMixin, PredictionC
         root = Path(path).expanduser()
         dbp = root / DB_NAME
         if root.exists() and not root.is_dir():
-            raise WorkspaceError(f"{root} is a file, not a workspace folder")
+            raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "{root} is a file, not a workspace folder"), root=root))
         fs = sharing.filesystem_of(root)  # of the nearest existing folder when it is still to be made
         if not readonly and fs.lock_problem:
-            raise WorkspaceError(
-                f"{root} cannot be shared safely: {fs.lock_problem}, so other machines do not see SQLite's locks "
+            raise WorkspaceError(Message(QT_TRANSLATE_NOOP(
+                "Errors", "{root} cannot be shared safely: {problem}, so other machines do not see SQLite's locks "
                 "and two of them could write at once and corrupt the workspace. Copy the workspace to a local "
                 "disk, or ask IT to mount the share with locking (NFS without 'nolock' or 'local_lock', "
-                "SMB without 'nobrl').")
+                "SMB without 'nobrl')."), root=root, problem=fs.lock_problem))
         if not dbp.exists():
             if not create:
                 if root.is_dir():
-                    raise WorkspaceError(f"{root} is not an ADF Viewer workspace (no {DB_NAME})")
-                raise WorkspaceError(f"no workspace at {root}")
+                    raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "{root} is not an ADF Viewer workspace (no {db})"), root=root, db=DB_NAME))
+                raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "no workspace at {root}"), root=root))
             if readonly:
                 raise WorkspaceError(f"cannot create a workspace read-only at {root}")
             if root.is_dir() and any(not e.name.startswith(".") for e in os.scandir(root)):
                 # never scatter workspace folders into someone's photo or home folder
-                raise WorkspaceError(f"{root} is not empty and not an ADF Viewer workspace; "
-                                     "choose an empty or new folder")
+                raise WorkspaceError(Message(QT_TRANSLATE_NOOP(
+                    "Errors", "{root} is not empty and not an ADF Viewer workspace; choose an empty or new folder"),
+                    root=root))
             try:
                 root.mkdir(parents=True, exist_ok=True)
                 for sub in ("images", "masks", "predictions", "models"):
                     (root / sub).mkdir(exist_ok=True)
             except OSError as exc:
-                raise WorkspaceError(f"cannot create workspace at {root}: {exc.strerror or exc}") from None
+                raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "cannot create workspace at {root}: {error}"), root=root, error=exc.strerror or exc)) from None
         root = root.resolve()
         dbp = root / DB_NAME
         if not readonly and not os.access(root, os.W_OK):
@@ -258,7 +260,7 @@ class Workspace(CasesMixin, ImportMixin, VideoMixin, RevisionsMixin, PredictionC
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE: takes the write lock now), errors made clear."""
         if self.readonly:
-            raise WorkspaceError(f"workspace {self.root} is read-only")
+            raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "workspace {root} is read-only"), root=self.root))
         with self._lock:
             if self._closed:
                 raise WorkspaceError("workspace is closed")
@@ -276,19 +278,21 @@ class Workspace(CasesMixin, ImportMixin, VideoMixin, RevisionsMixin, PredictionC
                 if isinstance(exc, sqlite3.DatabaseError):
                     raise self._translate(exc) from None
                 if isinstance(exc, PermissionError | OSError) and not isinstance(exc, FileExistsError | FileNotFoundError):
-                    raise WorkspaceError(f"cannot write to workspace {self.root}: {exc.strerror or exc}") from None
+                    raise WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "cannot write to workspace {root}: {error}"), root=self.root, error=exc.strerror or exc)) from None
                 raise
 
     def _translate(self, exc: sqlite3.Error) -> WorkspaceError:
         msg = str(exc)
         if "readonly" in msg or "read-only" in msg:
-            return WorkspaceError(f"workspace {self.root} is read-only ({msg})")
+            return WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "workspace {root} is read-only ({detail})"), root=self.root, detail=msg))
         if "locked" in msg or "busy" in msg:
             who = sharing.describe_holders(self.root)
-            return WorkspaceError(f"workspace {self.root} is busy: another program has held its lock for more than "
-                                  f"{_BUSY_TIMEOUT_MS // 1000} s ({msg}). {who or 'No other program is recorded.'}")
+            return WorkspaceError(Message(QT_TRANSLATE_NOOP(
+                "Errors", "workspace {root} is busy: another program has held its lock for more than {seconds} s "
+                "({detail}). {who}"), root=self.root, seconds=_BUSY_TIMEOUT_MS // 1000, detail=msg,
+                who=who or "No other program is recorded."))
         if "malformed" in msg or "not a database" in msg:
-            return WorkspaceError(f"workspace {self.root} database is corrupt ({msg})")
+            return WorkspaceError(Message(QT_TRANSLATE_NOOP("Errors", "workspace {root} database is corrupt ({detail})"), root=self.root, detail=msg))
         return WorkspaceError(f"workspace {self.root}: database error ({msg})")
 
     def _fetch(self, sql: str, params: Iterable = ()) -> tuple[list[str], list[tuple]]:
