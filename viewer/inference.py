@@ -159,7 +159,8 @@ class InferenceWorker(QThread):
                 self.stats["memory_hits"] += 1
                 result = PredictionResult(request_id, case_id, kept.model_id, kept.prob, kept.mask,
                                           {"total": 0.0}, from_cache=True, origin="memory")
-                QTimer.singleShot(0, lambda: self.resultReady.emit(result))
+                # with self as context: dropped if the worker is deleted first (window closed)
+                QTimer.singleShot(0, self, lambda: self.resultReady.emit(result))
                 return request_id
             self._pending = (request_id, case_id)
             if self._prefetching is not None and self._prefetching != case_id:
