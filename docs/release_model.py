@@ -34,6 +34,29 @@ MODES = {
 }
 
 
+def lineage_of(card_path: str, sha256: str | None, ancestors: list[str]) -> list[str]:
+    """Every training command from scratch to the card with this sha256, oldest first ([] when the
+    card at card_path is not it). Grandparents are found at their recorded path or among
+    ``ancestors`` (a release replaced in resources/models is found through a copy)."""
+    candidates = [card_path, *ancestors]
+    for path in candidates:
+        try:
+            pcard, _ = read_card(path)
+        except (ValueError, OSError):
+            continue
+        if pcard.get("sha256") != sha256:
+            continue
+        own = list(pcard.get("commands") or [pcard.get("command")])
+        grand = pcard.get("parent") or {}
+        if not grand.get("sha256"):
+            return own
+        if pcard.get("release_command"):  # a release's card already lists its ancestors' commands
+            return own
+        earlier = lineage_of(grand.get("path") or "", grand["sha256"], ancestors)
+        return earlier + own if earlier else own
+    return []
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_model", help="the run's model (.json card or stem), e.g. runs/cont/adf-tiny")
@@ -52,6 +75,9 @@ def main() -> int:
     ap.add_argument("--split", default=None, help="the evaluation's split, in words, for the card")
     ap.add_argument("--note", action="append", default=[], help="extra lines for the card's release_notes")
     ap.add_argument("--out", default=str(ROOT / "resources" / "models" / "adf-tiny"))
+    ap.add_argument("--ancestor-card", action="append", default=[],
+                    help="an earlier card of the lineage (matched by sha256; repeatable), e.g. a copy of the "
+                         "release the parent was fine-tuned from, so the card lists every command from scratch")
     ap.add_argument("--parent-card", default=None,
                     help="where the parent's card is now (default: the path the run recorded; "
                          "give a copy when --out has already replaced it)")
@@ -66,12 +92,7 @@ def main() -> int:
     lineage: list[str] = []
     parent_card = args.parent_card or parent.get("path")
     if parent_card:
-        try:
-            pcard, _ = read_card(parent_card)
-            if pcard.get("sha256") == parent.get("sha256"):
-                lineage = list(pcard.get("commands") or [pcard.get("command")])
-        except ValueError:
-            pass
+        lineage = lineage_of(parent_card, parent.get("sha256"), args.ancestor_card)
         if not lineage:
             raise SystemExit(f"the parent's card at {parent_card} is missing or is not the parent (sha256 differs)")
     results: dict[str, dict[str, dict]] = {}
