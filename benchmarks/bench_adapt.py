@@ -102,7 +102,7 @@ def main() -> int:
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--keep", default=None, help="work in this new folder and keep it")
     args = ap.parse_args()
-    configs = dict(DEFAULT_CONFIGS)
+    configs = {} if args.config else dict(DEFAULT_CONFIGS)  # the trainer defaults only when none is given
     for c in args.config:
         name, _, opts = c.partition("=")
         configs[name] = opts
