@@ -401,3 +401,16 @@ def test_the_size_check_sees_a_cut_off_text(qtbot, zh_cn) -> None:
     problems = cut_off(box)
     assert len(problems) == 2 and problems[0].startswith("QPushButton '将我的保存为更新的修订'"), problems
     assert problems[1].startswith("QLabel '在本工作区已审核的病例上微调模型"), problems
+
+
+def test_dates_without_an_os_locale_are_iso_not_ambiguous(qapp) -> None:
+    """Seen on a machine with LANG unset: the C locale's short format wrote "1 12 2026 05:20"."""
+    from viewer import i18n
+
+    when = datetime(2026, 12, 1, 5, 20).astimezone()
+    before = QLocale()
+    QLocale.setDefault(QLocale.c())
+    try:
+        assert i18n.date_time(when) == "2026-12-01 05:20"
+    finally:
+        QLocale.setDefault(before)

@@ -114,9 +114,14 @@ def percent(fraction: float, decimals: int = 0) -> str:
 
 
 def date_time(when: datetime) -> str:
-    """A local date and time in the locale's short format (revision history, worklist)."""
+    """A local date and time in the locale's short format (revision history, worklist); ISO
+    (2026-12-01 05:20) when the OS gives no locale (LANG unset or C), whose short format
+    ("1 12 2026 05:20") leaves day and month ambiguous."""
     qdt = QDateTime.fromSecsSinceEpoch(int(when.timestamp()))
-    return QLocale().toString(qdt, QLocale.FormatType.ShortFormat)
+    locale = QLocale()
+    if locale.language() == QLocale.Language.C:
+        return qdt.toString("yyyy-MM-dd HH:mm")
+    return locale.toString(qdt, QLocale.FormatType.ShortFormat)
 
 
 # phrases of model/predictor.py's device line ("CPU — no CUDA device found"), translated where they
