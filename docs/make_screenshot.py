@@ -23,6 +23,17 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_DRIVER", "PySide6")
 
 
+def grab_window(app, widget, out: str) -> None:
+    """Show a dialog, let it lay out and paint, save its picture, close it."""
+    widget.show()
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    widget.grab().save(out)
+    print(f"wrote {out}")
+    widget.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
@@ -80,25 +91,11 @@ def main() -> int:
         if args.dialog_out:
             from viewer.train_dialog import TrainDialog
 
-            dlg = TrainDialog(win.ws.root, win.ws.models(), win)
-            dlg.show()
-            for _ in range(20):
-                app.processEvents()
-                time.sleep(0.02)
-            dlg.grab().save(args.dialog_out)
-            print(f"wrote {args.dialog_out}")
-            dlg.close()
+            grab_window(app, TrainDialog(win.ws.root, win.ws.models(), win), args.dialog_out)
         if args.about_out:
             from viewer.dialog_launchers import about_box
 
-            box = about_box(win)
-            box.show()
-            for _ in range(20):
-                app.processEvents()
-                time.sleep(0.02)
-            box.grab().save(args.about_out)
-            print(f"wrote {args.about_out}")
-            box.close()
+            grab_window(app, about_box(win), args.about_out)
         win.close()
         QApplication.processEvents()
     return 0
