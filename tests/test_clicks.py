@@ -153,3 +153,56 @@ def test_evaluate_clicks_refuses_a_model_without_clicks(tmp_path: Path, capsys) 
     rc = main(["evaluate-clicks", "--model", str(plain), "--csv", str(_csv(tmp_path)), "--device", "cpu"])
     assert rc == 2
     assert "no interactive mode" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+
+
+def _disk_count(maps) -> list[int]:
+    """Clicks per sample in click maps (B,3,S,S): connected disks in the positive and negative maps."""
+    import cv2
+
+    out = []
+    for m in maps.numpy():
+        n = 0
+        for ch in (0, 1):
+            n += cv2.connectedComponents(m[ch].astype(np.uint8), connectivity=8)[0] - 1
+        out.append(n)
+    return out
+
+
+def test_click_rounds_add_iterative_clicks_at_the_redraws_errors() -> None:
+    """--click-rounds N: after the first 1-3 clicks, up to N more, each where the redraw is wrong;
+    0 rounds never go beyond the first 3."""
+    import torch
+
+    from model.adf import ADFNet
+    from model.config import get_preset
+    from training.click_sim import interactive_card, simulated_clicks
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    assert cfg.click_chans == 3
+    net = ADFNet(cfg).eval()
+    s = 128
+    wli = torch.rand(4, 3, s, s)
+    nbi = torch.rand(4, 3, s, s)
+    present = torch.ones(4, dtype=torch.bool)
+    target = torch.zeros(4, 1, s, s)
+    # four separate squares: every redraw of an untrained network leaves several error regions
+    for y in (10, 80):
+        for x in (10, 80):
+            target[:, :, y:y + 30, x:x + 30] = 1
+    none = simulated_clicks(net, wli, nbi, present, None, target, 1.0, np.random.default_rng(3), rounds=0)
+    many = simulated_clicks(net, wli, nbi, present, None, target, 1.0, np.random.default_rng(3), rounds=4)
+    assert max(_disk_count(none)) <= 3
+    assert max(_disk_count(many)) > 3, "iterative rounds add clicks beyond the first three"
+    assert interactive_card(0.5, False, 4)["click_rounds"] == 4
+    assert "0-4 iterative" in interactive_card(0.5, False, 4)["simulation"]
+
+
+def test_click_rounds_must_not_be_negative(tmp_path: Path, capsys) -> None:
+    from training.train import main
+
+    rc = main(["--data", str(tmp_path), "--click-rounds", "-1", "--out", str(tmp_path / "run"), *FAST])
+    assert rc == 2
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["event"] == "error" and "--click-rounds" in last["message"]
+    assert not (tmp_path / "run").exists()

@@ -347,7 +347,7 @@ def train_step(r: Run, batch: dict, lr: float) -> dict[str, float]:
     if r.interactive > 0:
         with r.prec.ctx():
             clicks = simulated_clicks(r.net, wli, nbi, present, wli_present, target, r.interactive,
-                                      np.random.default_rng([args.seed, st.step, 11]))
+                                      np.random.default_rng([args.seed, st.step, 11]), rounds=getattr(args, "click_rounds", 1))
         if clicks is not None and r.freeze_norm:
             set_train_mode(r.net, r.freeze_norm)
     with r.prec.ctx():

@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interactive", type=float, default=None,
                    help="share of samples trained with simulated clicks (the interactive mode, issue 16); "
                         "default: 0.5 when fine-tuning a model that has the mode, else 0 (automatic only)")
+    p.add_argument("--click-rounds", type=int, default=1,
+                   help="with clicks: up to this many iterative simulated clicks after the first 1-3, each "
+                        "at the largest error of the network's redraw (drawn per sample, 0..N; 1: one more "
+                        "half the time). More teaches the late clicks of hard cases, at one extra no-grad "
+                        "pass per round")
     p.add_argument("--tta-flips", default=None,
                    help="test-time flip views written to the card for the predictor to average "
                         "(none,h,v,hv; training always flips, so these are views the model has seen); "
@@ -104,6 +109,8 @@ def check_args(args: argparse.Namespace) -> list[str]:
     Raises SystemExit with the message for the user."""
     from model.card_file import check_test_time_flips
 
+    if getattr(args, "click_rounds", 1) < 0:
+        raise SystemExit("--click-rounds must be 0 or more")
     tta_flips: list[str] = []
     if args.tta_flips is not None:
         try:
