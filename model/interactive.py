@@ -23,6 +23,14 @@ import numpy as np
 CLICK_RADIUS = 5  # pixels at the network's input size (256)
 
 
+def input_radius(size: int) -> int:
+    """The click disk's radius at a network input of ``size`` px: CLICK_RADIUS scaled from 256.
+
+    Training draws disks at its own input size with this rule; inference must do the same at the
+    card's input size (384 in release 3), or the clicks look a third smaller than they were trained."""
+    return max(2, round(CLICK_RADIUS * size / 256))
+
+
 @dataclass(frozen=True)
 class Click:
     """One click in image pixel coordinates (x, y); positive = "this is tumour"."""
@@ -108,6 +116,23 @@ def error_clicks(pred: np.ndarray, gt: np.ndarray, n: int) -> list[Click]:
     for _, region, positive in regions[:n]:
         x, y = _farthest_point(region)
         out.append(Click(x, y, positive))
+    return out
+
+
+def stick_clicks(mask: np.ndarray, clicks: list[Click], radius_xy: tuple[float, float]) -> np.ndarray:
+    """The mask with every click's disk set to the click's label, later clicks over earlier ones.
+
+    A click is the clinician's certain statement about that spot, so the redraw must honour it even
+    where the network did not follow (on Kvasir val_choose the network left 54 % of clicked pixels
+    wrong; the robot then clicked the same spot again). ``radius_xy``: the disk's half-axes in image
+    pixels (the network's input disk mapped back to the image)."""
+    out = mask.astype(bool).copy()
+    stamp = np.zeros(out.shape, np.uint8)
+    ax = (max(1, int(round(radius_xy[0]))), max(1, int(round(radius_xy[1]))))
+    for c in clicks:
+        stamp[:] = 0
+        cv2.ellipse(stamp, (int(round(c.x)), int(round(c.y))), ax, 0, 0, 360, 1, -1)
+        out[stamp > 0] = bool(c.positive)
     return out
 
 

@@ -284,8 +284,11 @@ class Predictor:
     def predict_clicks(self, wli: np.ndarray, nbi: np.ndarray | None, homography: np.ndarray | None,
                        clicks: list, prev_mask: np.ndarray | None = None) -> Prediction:
         """Redraw the mask from the clinician's clicks (interactive mode; ``model.interactive.Click``
-        in WLI pixel coordinates) and the current mask (bool, WLI size, or None)."""
-        from model.interactive import click_maps
+        in WLI pixel coordinates) and the current mask (bool, WLI size, or None).
+
+        The clicks are drawn at the radius training used for this input size, and every click's
+        disk keeps the click's label in the result (``stick_clicks``): a click is certain."""
+        from model.interactive import click_maps, input_radius, stick_clicks
 
         if not self.interactive:
             raise ValueError(f"model {self.model_id} has no interactive mode (its card does not say it was "
@@ -293,11 +296,19 @@ class Predictor:
         h, w = wli.shape[:2]
         t0 = time.perf_counter()
         wl, nb = self._preprocess(wli, nbi, homography)
-        maps = click_maps(list(clicks), prev_mask, (h, w), self.size_for(h, w))
+        size = self.size_for(h, w)
+        radius = input_radius(size)
+        maps = click_maps(list(clicks), prev_mask, (h, w), size, radius)
         t1 = time.perf_counter()
         prob_small = self._infer([wl], [nb], clicks=[maps])[0]
         t2 = time.perf_counter()
         prob, mask = self._postprocess(prob_small, h, w)
+        stuck = stick_clicks(mask, list(clicks), (radius * w / size, radius * h / size))
+        if not np.array_equal(stuck, mask):  # keep the probability on the mask's side of 0.5
+            prob = prob.copy()
+            prob[stuck & ~mask] = 255
+            prob[mask & ~stuck] = 0
+            mask = stuck
         t3 = time.perf_counter()
         ms = {"pre": (t1 - t0) * 1000.0, "infer": (t2 - t1) * 1000.0, "post": (t3 - t2) * 1000.0}
         ms["total"] = ms["pre"] + ms["infer"] + ms["post"]

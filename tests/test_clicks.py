@@ -96,7 +96,9 @@ def test_training_with_clicks_gives_an_interactive_model(interactive_model: Path
     h, w = wli.shape[:2]
     clicked = pred.predict_clicks(wli, None, None, [Click(w / 2, h / 2, True)], auto.mask)
     assert clicked.mask.shape == auto.mask.shape
-    assert not np.array_equal(clicked.prob, auto.prob), "a click must change the prediction"
+    away = np.ones(auto.mask.shape, bool)
+    cv2.circle(away.view(np.uint8), (w // 2, h // 2), max(h, w) // 8, 0, -1)
+    assert not np.array_equal(clicked.prob[away], auto.prob[away]), "the network itself answers a click"
     # no clicks and no mask = the automatic mode
     none = pred.predict_clicks(wli, None, None, [], None)
     assert np.array_equal(none.prob, auto.prob)
@@ -108,6 +110,44 @@ def test_training_with_clicks_gives_an_interactive_model(interactive_model: Path
     plain = save_model(ADFNet(net.cfg).eval(), net.cfg, tmp_path / "plain", {"id": "plain"})
     with pytest.raises(ValueError, match="no interactive mode"):
         Predictor.load(plain, device="cpu").predict_clicks(wli, None, None, [Click(1, 1, True)])
+
+
+def test_click_radius_follows_the_input_size() -> None:
+    """Training draws disks of 5 px at 256 and scales them with its input; inference must too."""
+    from model.interactive import input_radius
+
+    assert input_radius(256) == 5 and input_radius(384) == 8 and input_radius(512) == 10
+    assert input_radius(64) == 2
+
+
+def test_clicks_stick_and_reach_the_network_at_the_trained_radius(interactive_model: Path, monkeypatch) -> None:
+    """Every click's disk keeps its label in the redraw, whatever the network says there, and the
+    network sees the disks at the radius training used for its input size."""
+    import model.interactive as mi
+    from model.predictor import Predictor
+
+    pred = Predictor.load(interactive_model, device="cpu")
+    wli = cv2.cvtColor(cv2.imread(str(Path(__file__).parent / "data" / "vf_0041.png")), cv2.COLOR_BGR2RGB)
+    h, w = wli.shape[:2]
+    size = pred.size_for(h, w)
+    seen: list[int] = []
+    real = mi.click_maps
+
+    def spy(clicks, prev, src, sz, radius=mi.CLICK_RADIUS):
+        seen.append(radius)
+        return real(clicks, prev, src, sz, radius)
+
+    monkeypatch.setattr(mi, "click_maps", spy)
+    r = mi.input_radius(size) * w / size
+    x0, y0 = round(w * 0.3), round(h * 0.3)
+    clicks = [Click(x0, y0, False), Click(w * 0.7, h * 0.7, True), Click(x0 + r, y0, True)]
+    out = pred.predict_clicks(wli, None, None, clicks, np.ones((h, w), bool))
+    assert seen == [mi.input_radius(size)]
+    # the later positive click wins where it overlaps the earlier negative one
+    assert out.mask[int(h * 0.7), int(w * 0.7)] and out.mask[y0, round(x0 + r / 2)]
+    assert not out.mask[y0, round(x0 - r / 2)], "the negative click's disk is negative though the mask was all tumour"
+    stamp = mi.stick_clicks(np.zeros((h, w), bool), clicks[1:2], (r, r))
+    assert out.mask[stamp].all() and out.prob[stamp].min() >= 128
 
 
 def _csv(tmp_path: Path) -> Path:

@@ -20,13 +20,13 @@ def simulated_clicks(net: torch.nn.Module, wli: torch.Tensor, nbi: torch.Tensor,
     (the iterative simulation of DeepEdit/RITM). ``rounds`` 1 = one extra round half the time.
     More rounds teach the late clicks of a hard case (the robot clinician goes up to 20) at one
     no-grad pass of the clicked samples per round."""
-    from model.interactive import CLICK_RADIUS, click_maps, error_clicks, next_click
+    from model.interactive import click_maps, error_clicks, input_radius, next_click
 
     b, _, s, _ = wli.shape
     chosen = np.nonzero(rng.random(b) < share)[0]
     if len(chosen) == 0:
         return None
-    radius = max(2, round(CLICK_RADIUS * s / 256))
+    radius = input_radius(s)
     was_training = net.training
     net.eval()
     auto = (net(wli, nbi, present, wli_present).logits[:, 0] > 0).cpu().numpy()
