@@ -129,6 +129,8 @@ class Predictor:
             raise ValueError(f"card decision_threshold must be in (0, 1), got {self.decision_threshold}")
         self._scale = (1.0 / (255.0 * np.asarray(self.cfg.std, np.float32))).astype(np.float32)
         self._shift = (-np.asarray(self.cfg.mean, np.float32) / np.asarray(self.cfg.std, np.float32)).astype(np.float32)
+        self._scale_cv = (*(float(v) for v in self._scale), 0.0)  # cv2 Scalars
+        self._shift_cv = (*(float(v) for v in self._shift), 0.0)
         self.device = device
         self.device_reason = device_reason
         self.net = net.eval().to(device=device, memory_format=torch.channels_last)
@@ -177,7 +179,10 @@ class Predictor:
         interp = cv2.INTER_AREA if (h > s or w > s) else cv2.INTER_LINEAR
         if (h, w) != (s, s):
             img = cv2.resize(img, (s, s), interpolation=interp)
-        return img.astype(np.float32) * self._scale + self._shift  # (s,s,3) float32
+        # OpenCV's per-channel scalar ops: the same float32 result as numpy's broadcast
+        # ``img * scale + shift``, which walks the 3-wide last axis slowly (4.5 vs 0.4 ms at 384 px)
+        out = cv2.multiply(img.astype(np.float32), self._scale_cv)
+        return cv2.add(out, self._shift_cv, dst=out)  # (s,s,3) float32
 
     def _preprocess(
         self, wli: np.ndarray, nbi: np.ndarray | None, homography: np.ndarray | None

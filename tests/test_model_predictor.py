@@ -254,3 +254,21 @@ def test_no_upsampling_runs_small_images_at_their_own_size_and_batches_by_size(m
     assert [m.prob.shape for m in mixed] == [(200, 300), (112, 128)]
     for got, ref in zip(mixed, alone, strict=True):
         assert np.abs(got.prob.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (300, 401), (1076, 1348), (96, 96)])
+def test_normalisation_is_exactly_the_cards_mean_and_std(pred: Predictor, shape: tuple[int, int]) -> None:
+    """The fast OpenCV normalisation gives the float32 values of (img/255 - mean)/std as numpy
+    computes them (what training saw), at every resize path."""
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    s = pred.size_for(*shape)
+    got = pred._prep_image(img, s)
+    small = img if shape == (s, s) else cv2.resize(
+        img, (s, s), interpolation=cv2.INTER_AREA if max(shape) > s else cv2.INTER_LINEAR)
+    mean = np.asarray(pred.cfg.mean, np.float32)
+    std = np.asarray(pred.cfg.std, np.float32)
+    want = small.astype(np.float32) * (1.0 / (255.0 * std)) + (-mean / std)
+    assert got.dtype == np.float32 and got.shape == (s, s, 3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert abs(float(got[..., 0].mean()) - float(((small[..., 0] / 255.0 - mean[0]) / std[0]).mean())) < 1e-4
