@@ -10,7 +10,7 @@ and the laryngeal recording seq2 (the bundled model trains on seq1 only: fold "a
 time of one click on a 1348x1076 pair (a seq2 frame scaled up to the other hospital's frame
 size, with pseudo-NBI), median over clicks, the method's own time. Last stdout line: one JSON
 object {"kvasir": {"model": {...}, "grabcut": {...}}, "seq2": {...}, "ms_per_click_1348x1076": {...},
-"fewer_clicks": ...}.
+"fewer_clicks": ...}. ``--timing-only``: the last part alone.
 """
 from __future__ import annotations
 
@@ -86,6 +86,8 @@ def main() -> int:
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument("--kvasir", type=int, default=0, help="score only the first N Kvasir val_report images")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the ms per click on the 1348x1076 pair (e.g. again on a quiet machine)")
     args = ap.parse_args()
     from model.predictor import Predictor
     from training.data import write_public_eval_csvs
@@ -101,7 +103,7 @@ def main() -> int:
         kv = kv[: args.kvasir] if args.kvasir else kv
         seq2 = read_cases(csvs["vocal_seq2"])
         res: dict = {"model_id": predictor.model_id, "max_clicks": args.max_clicks}
-        for name, rows in (("kvasir_val_report", kv), ("seq2", seq2)):
+        for name, rows in () if args.timing_only else (("kvasir_val_report", kv), ("seq2", seq2)):
             res[name] = {m: run_set(predictor, rows, m, args.max_clicks) for m in ("model", "grabcut")}
             g, m = res[name]["grabcut"]["noc85"], res[name]["model"]["noc85"]
             res[name]["fewer_clicks_x"] = round(g / m, 2) if m > 0 else None

@@ -125,14 +125,19 @@ def stick_clicks(mask: np.ndarray, clicks: list[Click], radius_xy: tuple[float, 
     A click is the clinician's certain statement about that spot, so the redraw must honour it even
     where the network did not follow (on Kvasir val_choose the network left 54 % of clicked pixels
     wrong; the robot then clicked the same spot again). ``radius_xy``: the disk's half-axes in image
-    pixels (the network's input disk mapped back to the image)."""
+    pixels (the network's input disk mapped back to the image). Each disk is drawn in its own small
+    window, so twenty clicks on a 1348 x 1076 frame cost well under a millisecond."""
     out = mask.astype(bool).copy()
-    stamp = np.zeros(out.shape, np.uint8)
-    ax = (max(1, int(round(radius_xy[0]))), max(1, int(round(radius_xy[1]))))
+    h, w = out.shape
+    ax, ay = max(1, int(round(radius_xy[0]))), max(1, int(round(radius_xy[1])))
     for c in clicks:
-        stamp[:] = 0
-        cv2.ellipse(stamp, (int(round(c.x)), int(round(c.y))), ax, 0, 0, 360, 1, -1)
-        out[stamp > 0] = bool(c.positive)
+        cx, cy = int(round(c.x)), int(round(c.y))
+        x0, y0, x1, y1 = max(0, cx - ax), max(0, cy - ay), min(w, cx + ax + 1), min(h, cy + ay + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        stamp = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.ellipse(stamp, (cx - x0, cy - y0), (ax, ay), 0, 0, 360, 1, -1)
+        out[y0:y1, x0:x1][stamp > 0] = bool(c.positive)
     return out
 
 

@@ -246,3 +246,20 @@ def test_click_rounds_must_not_be_negative(tmp_path: Path, capsys) -> None:
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["event"] == "error" and "--click-rounds" in last["message"]
     assert not (tmp_path / "run").exists()
+
+
+def test_stick_clicks_matches_a_full_frame_drawing_and_clips_at_the_border() -> None:
+    from model.interactive import stick_clicks
+
+    mask = np.zeros((60, 80), bool)
+    mask[20:40, 20:60] = True
+    clicks = [Click(30, 30, False), Click(0, 0, True), Click(79, 59, True), Click(33, 30, True)]
+    got = stick_clicks(mask, clicks, (4, 3))
+    want = mask.copy()
+    for c in clicks:
+        full = np.zeros(mask.shape, np.uint8)
+        cv2.ellipse(full, (int(c.x), int(c.y)), (4, 3), 0, 0, 360, 1, -1)
+        want[full > 0] = c.positive
+    assert np.array_equal(got, want)
+    assert got[0, 0] and got[59, 79] and not got[30, 27] and got[30, 33]
+    assert not mask[0, 0], "the input mask is left as it was"
