@@ -32,11 +32,6 @@ REAL_CLICK_MAPS = mi.click_maps
 REAL_STICK = mi.stick_clicks
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
-
-
 def _focal(prev: np.ndarray, new: np.ndarray, c: mi.Click) -> np.ndarray:
     _, lab = cv2.connectedComponents((new != prev).astype(np.uint8), connectivity=8)
     k = lab[int(c.y), int(c.x)]
@@ -49,6 +44,7 @@ def _focal(prev: np.ndarray, new: np.ndarray, c: mi.Click) -> np.ndarray:
 def run_variant(pred, rows, variant: str, max_clicks: int) -> dict:
     from training.evaluate import _load_label, prepare_inputs
     from training.evaluate_clicks import noc
+    from training.metrics import dice_score
 
     gain, radius = 1.0, None
     head, _, tail = variant.partition("+")
@@ -79,7 +75,7 @@ def run_variant(pred, rows, variant: str, max_clicks: int) -> dict:
             rr = (radius if radius is not None else mi.input_radius(size))
             axes = (rr * w / size, rr * h / size)
             mask = pred.predict(wli, nbi, homography=hom).mask
-            d, clicks = [_dice(mask, gt)], []
+            d, clicks = [dice_score(mask, gt)], []
             for k in range(max_clicks):
                 c = mi.first_click(gt) if k == 0 else mi.next_click(mask, gt)
                 if c is None:
@@ -95,7 +91,7 @@ def run_variant(pred, rows, variant: str, max_clicks: int) -> dict:
                 elif tail == "all":
                     new = REAL_STICK(new, clicks, axes)
                 mask = new
-                d.append(_dice(mask, gt))
+                d.append(dice_score(mask, gt))
             curves.append(d)
     finally:
         mi.click_maps, mi.stick_clicks = REAL_CLICK_MAPS, REAL_STICK

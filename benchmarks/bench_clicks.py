@@ -10,7 +10,8 @@ and the laryngeal recording seq2 (the bundled model trains on seq1 only: fold "a
 time of one click on a 1348x1076 pair (a seq2 frame scaled up to the other hospital's frame
 size, with pseudo-NBI), median over clicks, the method's own time. Last stdout line: one JSON
 object {"kvasir": {"model": {...}, "grabcut": {...}}, "seq2": {...}, "ms_per_click_1348x1076": {...},
-"fewer_clicks": ...}. ``--timing-only``: the last part alone.
+"fewer_clicks": ...}. ``--timing-only``: the last part alone; ``--load N``: the timing again next to N busy
+processes, in the same run (``model_loaded_over_quiet``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def run_set(predictor, rows, method: str, max_clicks: int, pseudo_nbi: bool = True) -> dict:
@@ -86,6 +88,8 @@ def main() -> int:
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument("--kvasir", type=int, default=0, help="score only the first N Kvasir val_report images")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--load", type=int, default=0,
+                    help="also time the clicks next to N busy processes (benchmarks/busy_load.py), same run")
     ap.add_argument("--timing-only", action="store_true",
                     help="only the ms per click on the 1348x1076 pair (e.g. again on a quiet machine)")
     args = ap.parse_args()
@@ -109,6 +113,13 @@ def main() -> int:
             res[name]["fewer_clicks_x"] = round(g / m, 2) if m > 0 else None
             print(json.dumps({name: res[name]}), file=sys.stderr, flush=True)
     res["ms_per_click_1348x1076"] = click_time_large(predictor, shared)
+    if args.load > 0:
+        from busy_load import busy_processes, machine
+
+        with busy_processes(args.load):
+            loaded = click_time_large(predictor, shared)
+        res["ms_per_click_1348x1076_loaded"] = {**loaded, "busy_processes": args.load, "machine": machine()}
+        res["model_loaded_over_quiet"] = round(loaded["model"] / res["ms_per_click_1348x1076"]["model"], 2)
     print(json.dumps(res))
     return 0
 
