@@ -170,3 +170,11 @@ def adf_loss(out, target: Tensor, progress: float, aux: bool = True, net=None) -
         )
     parts["total"] = float(total.detach())
     return total, parts
+
+
+def distill_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Soft-target BCE of the student's logits to the frozen parent's probability: holds the
+    automatic output where the parent was right and wrong alike (fine-tuning for clicks must not
+    move it; a hard target would teach the parent's threshold, not its confidence)."""
+    return F.binary_cross_entropy_with_logits(student_logits.float(), torch.sigmoid(teacher_logits.float()))
+

@@ -263,3 +263,41 @@ def test_stick_clicks_matches_a_full_frame_drawing_and_clips_at_the_border() -> 
     assert np.array_equal(got, want)
     assert got[0, 0] and got[59, 79] and not got[30, 27] and got[30, 33]
     assert not mask[0, 0], "the input mask is left as it was"
+
+
+def _auto_drift(parent: Path, child: Path) -> float:
+    """Mean |automatic probability of child - parent| on a laryngeal test frame."""
+    from model.predictor import Predictor
+
+    wli = cv2.cvtColor(cv2.imread(str(Path(__file__).parent / "data" / "vf_0041.png")), cv2.COLOR_BGR2RGB)
+    a = Predictor.load(parent, device="cpu").predict(wli).prob.astype(np.float32)
+    b = Predictor.load(child, device="cpu").predict(wli).prob.astype(np.float32)
+    return float(np.abs(a - b).mean())
+
+
+def test_distill_holds_the_parents_automatic_output(interactive_model: Path, tmp_path: Path) -> None:
+    """--distill W: a click fine-tune with the parent's automatic output as a soft target moves
+    that output less than the same fine-tune without it, and logs the distillation loss."""
+    from training.train import main
+
+    ws = interactive_model.parent.parent / "ws"
+    common = ["--data", str(ws), "--init", str(interactive_model), "--epochs", "6", "--val-fraction", "0",
+              "--interactive", "0.5", "--lr", "3e-3", "--parent-blend", "1", "--seed", "4", *FAST]
+    assert main([*common, "--out", str(tmp_path / "free"), "--model-id", "free"]) == 0
+    assert main([*common, "--distill", "20", "--out", str(tmp_path / "held"), "--model-id", "held"]) == 0
+    free = _auto_drift(interactive_model, tmp_path / "free" / "free.json")
+    held = _auto_drift(interactive_model, tmp_path / "held" / "held.json")
+    assert held < 0.5 * free, (held, free)
+    epochs = [json.loads(l) for l in (tmp_path / "held" / "log.jsonl").read_text().splitlines()]
+    assert any(e.get("loss_distill", 0) > 0 for e in epochs if e.get("event") == "epoch")
+    card = json.loads((tmp_path / "held" / "held.json").read_text())
+    assert "--distill 20" in json.dumps(card)
+
+
+def test_distill_needs_a_parent(tmp_path: Path, capsys) -> None:
+    from training.train import main
+
+    rc = main(["--data", str(tmp_path), "--distill", "1", "--out", str(tmp_path / "run"), *FAST])
+    assert rc == 2
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["event"] == "error" and "--distill" in last["message"]

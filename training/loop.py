@@ -91,6 +91,7 @@ class Run:
     state: RunState = field(default_factory=RunState)
     parent_val: dict = field(default_factory=dict)
     last_val: dict = field(default_factory=dict)
+    teacher: torch.nn.Module | None = None  # the frozen parent (--distill), else None
     stopped_by: str | None = None
     stop_requested: bool = False   # set by SIGTERM/SIGINT
     ema_dt: float | None = None    # smoothed step time (caps what a stall adds to the budget)
@@ -126,11 +127,14 @@ def setup(args: argparse.Namespace, argv: list[str]) -> Run:
     procs = start_processes(args.device, args.threads)
     net, cfg, parent, pcard = build_network(args)
     parent_state = {k: v.detach().clone() for k, v in net.state_dict().items()} if args.init else None
+    teacher = frozen_copy(net) if getattr(args, "distill", 0.0) > 0 else None
     freeze_norm = args.norm_stats == "freeze" or (args.norm_stats == "auto" and bool(args.init))
     set_train_mode(net, freeze_norm)
     net.to(procs.device)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher.to(procs.device)
 
     model_id = args.model_id or f"adf-{cfg.preset}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(args.out) if args.out else Path("runs") / model_id
@@ -160,7 +164,7 @@ def setup(args: argparse.Namespace, argv: list[str]) -> Run:
             steps_per_epoch=steps_per_epoch, total_steps=total_steps,
             warmup_steps=max(1, int(args.warmup * total_steps)), opt=make_optimizer(net, args),
             prec=choose_precision(args.amp, procs), this_command="python -m training train " + shlex.join(argv),
-            budget_s=args.max_minutes * 60.0 if args.max_minutes else None)
+            budget_s=args.max_minutes * 60.0 if args.max_minutes else None, teacher=teacher)
     r.state.commands = [r.this_command]
     if procs.main_rank and parent_state is not None and val_ds is not None:
         # the parent on the same held-out cases (the figure a new version has to beat), before any
@@ -353,6 +357,8 @@ def train_step(r: Run, batch: dict, lr: float) -> dict[str, float]:
     with r.prec.ctx():
         out = r.model(wli, nbi, present, wli_present, clicks)
         loss, parts = losses.adf_loss(out, target, r.progress(), aux=not args.no_aux, net=r.net)
+        if r.teacher is not None:
+            loss = loss + args.distill * distill_term(r, out.logits, clicks, wli, nbi, present, wli_present, parts)
     r.opt.zero_grad(set_to_none=True)
     scaler = r.prec.scaler
     if scaler.is_enabled():
@@ -366,6 +372,33 @@ def train_step(r: Run, batch: dict, lr: float) -> dict[str, float]:
         torch.nn.utils.clip_grad_norm_(r.net.parameters(), 1.0)
         r.opt.step()
     return parts
+
+
+def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """The parent as the distillation teacher: a copy in eval mode that no step changes."""
+    import copy
+
+    teacher = copy.deepcopy(net).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def distill_term(r: Run, logits: torch.Tensor, clicks: torch.Tensor | None, wli: torch.Tensor, nbi: torch.Tensor,
+                 present: torch.Tensor, wli_present: torch.Tensor | None, parts: dict) -> torch.Tensor:
+    """The --distill loss on the click-free samples (the automatic mode): the student's logits
+    against the frozen parent's on the same inputs (same dropped streams); adds "distill" to
+    ``parts``. Zero when every sample of the batch has clicks."""
+    free = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device) if clicks is None \
+        else clicks.flatten(1).abs().amax(1) == 0
+    if not bool(free.any()):
+        return logits.sum() * 0.0
+    with torch.no_grad():
+        wp = None if wli_present is None else wli_present[free]
+        t = r.teacher(wli[free], nbi[free], present[free], wp).logits
+    d = losses.distill_loss(logits[free], t)
+    parts["distill"] = float(d.detach())
+    return d
 
 
 def end_epoch(r: Run, rec: dict) -> None:

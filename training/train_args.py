@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "at the largest error of the network's redraw (drawn per sample, 0..N; 1: one more "
                         "half the time). More teaches the late clicks of hard cases, at one extra no-grad "
                         "pass per round")
+    p.add_argument("--distill", type=float, default=0.0, metavar="W",
+                   help="with --init: weight of a loss that holds the parent's automatic output on the "
+                        "click-free samples (soft-target BCE to the frozen parent's probability; 0: off). "
+                        "Lets a click fine-tune learn clicks without moving the automatic mode")
     p.add_argument("--tta-flips", default=None,
                    help="test-time flip views written to the card for the predictor to average "
                         "(none,h,v,hv; training always flips, so these are views the model has seen); "
@@ -109,6 +113,10 @@ def check_args(args: argparse.Namespace) -> list[str]:
     Raises SystemExit with the message for the user."""
     from model.card_file import check_test_time_flips
 
+    if getattr(args, "distill", 0.0) < 0:
+        raise SystemExit("--distill must be 0 or more")
+    if getattr(args, "distill", 0.0) > 0 and not args.init:
+        raise SystemExit("--distill needs --init (the parent whose automatic output it holds)")
     if getattr(args, "click_rounds", 1) < 0:
         raise SystemExit("--click-rounds must be 0 or more")
     tta_flips: list[str] = []
