@@ -92,6 +92,7 @@ class Run:
     parent_val: dict = field(default_factory=dict)
     last_val: dict = field(default_factory=dict)
     teacher: torch.nn.Module | None = None  # the frozen parent (--distill), else None
+    released_blend: float | None = None     # the parent blend the release used (--parent-blend auto chooses it)
     stopped_by: str | None = None
     stop_requested: bool = False   # set by SIGTERM/SIGINT
     ema_dt: float | None = None    # smoothed step time (caps what a stall adds to the budget)

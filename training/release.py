@@ -38,20 +38,74 @@ def blend_with_parent(net: torch.nn.Module, parent_state: dict[str, torch.Tensor
             w.copy_(parent_state[name].to(w.device, w.dtype).lerp(w, share))
 
 
+BLEND_CANDIDATES = (0.25, 0.5, 0.75, 1.0)
+FALLBACK_BLEND = 0.5  # --parent-blend auto with no held-out cases: the fixed default
+
+
+def held_out_score(val_dice: float | None, val_fpr: float | None) -> float | None:
+    """The held-out figure a version is judged by: the mean of the tumour Dice and the tumour-free
+    specificity (1 - share of tumour-free images with any predicted tumour), of those present.
+
+    Why both: a clinic that corrects only tumour frames teaches the model that every frame has a
+    tumour (docs/MODEL.md, seq6 false positives 0.07 -> 0.39 after a fine-tune); Dice alone on
+    held-out tumour cases cannot see that, tumour-free held-out cases can."""
+    parts = [v for v in (val_dice, None if val_fpr is None else 1.0 - val_fpr) if v is not None]
+    return float(sum(parts) / len(parts)) if parts else None
+
+
 def activation_verdict(metrics: dict) -> tuple[bool, str]:
     """(activate?, why) for a new workspace version, from its card metrics.
 
     A version is made active only when it beats its parent on the same held-out cases (or has
     no parent or no held-out cases to compare on): a clinic should not silently get a model
-    that scores lower on its own cases. The Train dialog offers "Activate anyway"."""
-    new, old = metrics.get("val_dice"), metrics.get("parent_val_dice")
+    that scores lower on its own cases. With tumour-free held-out cases the comparison is of
+    ``held_out_score`` (Dice and specificity), so forgetting counts. The Train dialog offers
+    "Activate anyway"."""
+    if metrics.get("val_fpr") is not None and metrics.get("parent_val_fpr") is not None:
+        new = held_out_score(metrics.get("val_dice"), metrics["val_fpr"])
+        old = held_out_score(metrics.get("parent_val_dice"), metrics["parent_val_fpr"])
+        what = "score (mean of Dice and tumour-free specificity)"
+    else:
+        new, old, what = metrics.get("val_dice"), metrics.get("parent_val_dice"), "Dice"
     if old is None:
         return True, "no parent to compare with"
     if new is None:
         return True, "no held-out cases to compare on"
     if new > old:
-        return True, f"held-out Dice {new:.3f} beats the parent's {old:.3f}"
-    return False, f"held-out Dice {new:.3f} does not beat the parent's {old:.3f}: registered, not activated"
+        return True, f"held-out {what} {new:.3f} beats the parent's {old:.3f}"
+    return False, f"held-out {what} {new:.3f} does not beat the parent's {old:.3f}: registered, not activated"
+
+
+def choose_blend(r: Run) -> tuple[float, list[dict] | None]:
+    """--parent-blend auto: (the blend to release, what each candidate scored), leaving ``r.net``
+    blended. Each of ``BLEND_CANDIDATES`` is scored on the held-out cases by ``held_out_score``;
+    the best wins, a tie goes to the smaller blend (nearer the parent: it forgets less).
+
+    Why per run: under a real change (another hospital, a lesion only NBI shows) the fixed 0.5
+    gives away most of the gain, while on a recording like the old ones blend 1 forgets the
+    tumour-free frames (docs/MODEL.md, "Retraining that adapts to a clinic"). No held-out
+    cases: ``FALLBACK_BLEND``."""
+    if r.val_ds is None or r.parent_state is None:
+        if r.parent_state is not None:
+            blend_with_parent(r.net, r.parent_state, FALLBACK_BLEND)
+        return FALLBACK_BLEND, None
+    fine = {k: v.detach().clone() for k, v in r.net.state_dict().items()}
+    table: list[dict] = []
+    best: tuple[float, float] | None = None
+    for share in BLEND_CANDIDATES:
+        r.net.load_state_dict(fine)
+        if share < 1.0:
+            blend_with_parent(r.net, r.parent_state, share)
+        val = r.validate()
+        score = held_out_score(val.get("val_dice"), val.get("val_fpr"))
+        table.append({"blend": share, "val_dice": val.get("val_dice"), "val_fpr": val.get("val_fpr"), "score": score})
+        if score is not None and (best is None or score > best[1] + 1e-9):
+            best = (share, score)
+    share = best[0] if best is not None else FALLBACK_BLEND
+    r.net.load_state_dict(fine)
+    if share < 1.0:
+        blend_with_parent(r.net, r.parent_state, share)
+    return share, table
 
 
 def release(r: Run) -> None:
@@ -64,11 +118,24 @@ def release(r: Run) -> None:
     metrics = {"selected": source, "best_epoch": st.best_epoch if st.best_epoch >= 0 else None,
                "held_out_chose": ("the epoch (best validation Dice): the val figures are optimistic"
                                   if source == "best" else "nothing (the last epoch is released)")}
-    blended = r.parent_state is not None and args.parent_blend < 1.0
-    if blended:
-        blend_with_parent(r.net, r.parent_state, args.parent_blend)
+    share = args.parent_blend
+    if r.parent_state is not None and share == "auto":
+        share, table = choose_blend(r)
+        metrics["parent_blend_choice"] = table
+        if table is not None:
+            chose = "the parent blend (of " + ", ".join(str(b) for b in BLEND_CANDIDATES) + ")"
+            metrics["held_out_chose"] = (f"the epoch and {chose}" if source == "best"
+                                         else f"{chose}: the val figures are slightly optimistic")
+        blended = share < 1.0
+    else:
+        blended = r.parent_state is not None and share < 1.0
+        if blended:
+            blend_with_parent(r.net, r.parent_state, share)
+    r.released_blend = share if r.parent_state is not None else None
     if r.parent_val:
         metrics["parent_val_dice"] = r.parent_val.get("val_dice")
+        if r.parent_val.get("val_fpr") is not None:
+            metrics["parent_val_fpr"] = r.parent_val.get("val_fpr")
     if r.val_ds is not None:
         if blended or (source == "best" and (not r.last_val or r.last_val.get("val_dice") != st.best)):
             final_val = r.validate()
@@ -90,7 +157,7 @@ def release(r: Run) -> None:
             registered = w.register_model(js, activate=activated)
     r.log({"event": "done", "model": str(js), "model_id": r.model_id, "registered": registered,
            "activated": activated, "activation": activation, "stopped_by": r.stopped_by, "epochs_done": st.epoch,
-           "parent_blend": args.parent_blend if r.parent_state is not None else None, "metrics": rounded(metrics)})
+           "parent_blend": r.released_blend, "metrics": rounded(metrics)})
 
 
 def model_card(r: Run, metrics: dict) -> dict:
@@ -128,7 +195,9 @@ def model_card(r: Run, metrics: dict) -> dict:
             "select": args.select,
             "norm_stats": "frozen" if r.freeze_norm else "updated",
             "frozen_encoders": bool(args.freeze_encoders),
-            "parent_blend": args.parent_blend if r.parent_state is not None else None,
+            "parent_blend": r.released_blend,
+            "parent_blend_rule": ("auto: the best held-out score of " + "/".join(str(b) for b in BLEND_CANDIDATES)
+                                  if args.parent_blend == "auto" and r.parent_state is not None else None),
             "amp": r.prec.amp,
             "seed": args.seed,
         },
