@@ -33,12 +33,15 @@ def test_choose_blend_takes_the_best_held_out_score_and_leaves_the_net_blended()
     assert table[2]["score"] == pytest.approx(1.0) and table[0]["score"] == pytest.approx(0.5)
 
 
-def test_choose_blend_ties_go_to_the_parent_side_and_no_held_out_falls_back() -> None:
+def test_choose_blend_ties_go_to_the_default_then_the_parent_side_and_no_held_out_falls_back() -> None:
     from training.release import FALLBACK_BLEND, choose_blend
 
-    r = _fake_run(lambda w: 0.6)
+    r = _fake_run(lambda w: 0.6)  # every blend alike (e.g. only tumour-free held-out cases, none flagged)
     share, _ = choose_blend(r)
-    assert share == 0.25 and float(r.net.weight.detach()) == pytest.approx(0.25)
+    assert share == FALLBACK_BLEND and float(r.net.weight.detach()) == pytest.approx(FALLBACK_BLEND)
+    r = _fake_run(lambda w: 0.6 if w > 0.6 else 0.5)  # 0.75 and 1 tie at the top: the one nearer 0.5
+    share, _ = choose_blend(r)
+    assert share == 0.75 and float(r.net.weight.detach()) == pytest.approx(0.75)
     r = _fake_run(lambda w: 0.6, with_val=False)
     share, table = choose_blend(r)
     assert share == FALLBACK_BLEND and table is None and float(r.net.weight.detach()) == pytest.approx(FALLBACK_BLEND)
@@ -94,7 +97,7 @@ def test_a_fine_tune_with_auto_blend_releases_the_chosen_blend(filled_workspace,
     table = card["metrics"]["parent_blend_choice"]
     assert [t["blend"] for t in table] == [0.25, 0.5, 0.75, 1.0]
     best = max(t["score"] for t in table)
-    chosen = min(t["blend"] for t in table if t["score"] >= best - 1e-9)
+    chosen = min((t["blend"] for t in table if t["score"] >= best - 1e-9), key=lambda b: (abs(b - 0.5), b))
     assert card["training"]["parent_blend"] == chosen == done["parent_blend"]
     assert card["training"]["parent_blend_rule"].startswith("auto")
     assert "parent blend" in card["metrics"]["held_out_chose"]

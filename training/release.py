@@ -79,19 +79,20 @@ def activation_verdict(metrics: dict) -> tuple[bool, str]:
 def choose_blend(r: Run) -> tuple[float, list[dict] | None]:
     """--parent-blend auto: (the blend to release, what each candidate scored), leaving ``r.net``
     blended. Each of ``BLEND_CANDIDATES`` is scored on the held-out cases by ``held_out_score``;
-    the best wins, a tie goes to the smaller blend (nearer the parent: it forgets less).
+    the best wins; a tie goes to the candidate nearest ``FALLBACK_BLEND``, then the smaller.
 
     Why per run: under a real change (another hospital, a lesion only NBI shows) the fixed 0.5
     gives away most of the gain, while on a recording like the old ones blend 1 forgets the
-    tumour-free frames (docs/MODEL.md, "Retraining that adapts to a clinic"). No held-out
-    cases: ``FALLBACK_BLEND``."""
+    tumour-free frames (docs/MODEL.md, "Retraining that adapts to a clinic"). Why ties go to
+    0.5: held-out cases that are all tumour-free (or all scored alike) say nothing about the
+    gain, only that no blend forgets more; then the fixed default stands. No held-out cases:
+    ``FALLBACK_BLEND``."""
     if r.val_ds is None or r.parent_state is None:
         if r.parent_state is not None:
             blend_with_parent(r.net, r.parent_state, FALLBACK_BLEND)
         return FALLBACK_BLEND, None
     fine = {k: v.detach().clone() for k, v in r.net.state_dict().items()}
     table: list[dict] = []
-    best: tuple[float, float] | None = None
     for share in BLEND_CANDIDATES:
         r.net.load_state_dict(fine)
         if share < 1.0:
@@ -99,9 +100,12 @@ def choose_blend(r: Run) -> tuple[float, list[dict] | None]:
         val = r.validate()
         score = held_out_score(val.get("val_dice"), val.get("val_fpr"))
         table.append({"blend": share, "val_dice": val.get("val_dice"), "val_fpr": val.get("val_fpr"), "score": score})
-        if score is not None and (best is None or score > best[1] + 1e-9):
-            best = (share, score)
-    share = best[0] if best is not None else FALLBACK_BLEND
+    scored = [t for t in table if t["score"] is not None]
+    share = FALLBACK_BLEND
+    if scored:
+        top = max(t["score"] for t in scored)
+        share = min((t["blend"] for t in scored if t["score"] >= top - 1e-9),
+                    key=lambda b: (abs(b - FALLBACK_BLEND), b))
     r.net.load_state_dict(fine)
     if share < 1.0:
         blend_with_parent(r.net, r.parent_state, share)
