@@ -3,7 +3,7 @@ does it gain on the rest of that recording, and what does it forget? Prints one 
 
     .venv/bin/python benchmarks/bench_adapt.py --model runs/r3a/adf-tiny-r3a [--ks 5,10,20]
         [--config NAME="--epochs 20 --parent-blend 0.5" ...] [--scenario seq2|nbi_only_lesion]
-        [--old-data] [--keep DIR]
+        [--old-data] [--keep DIR] [--visit-size V] [--normals N]
 
 The model must not have trained on laryngeal recording seq2 (fold "a" of the release-3 split).
 For each K and each trainer configuration: the first K frames of seq2 (by name, as a clinician
@@ -13,6 +13,14 @@ the configuration's options (the Train dialog's defaults otherwise, including it
 cases held out by patient); ``python -m training evaluate`` scores the released model on the
 remaining frames of seq2 (``dice_rest``), and with ``--old-data`` on the Kvasir report half and
 the tumour-free seq6 (forgetting).
+
+A clinic with held-out cases (``--visit-size V --normals N``): the K frames are imported as
+visits of V consecutive frames, each its own patient id, and N tumour-free frames of the fold's
+training negatives (seq3, seq4, seq5; the model trained on them: they stand for the clinic's
+normal cases) join as three more patients, so the trainer's held-out patients hold tumour and
+tumour-free cases (what ``--parent-blend auto`` and the activation rule judge by). The visits are
+frames of one recording: a held-out visit is no new patient, so the held-out figures are a
+choosing signal, never a report; the report stays the rest of seq2, seq6 and Kvasir.
 
 Scenario ``nbi_only_lesion``: NBI carries what WLI lacks. In every frame the lesion is
 inpainted out of the WLI image (OpenCV Telea inpainting of the dilated mask), while the NBI is
@@ -74,6 +82,32 @@ def build_frames(shared: Path, scenario: str, dest: Path) -> list[tuple[str, Pat
     return out
 
 
+def build_normals(shared: Path, n: int, dest: Path) -> list[tuple[str, list[tuple[str, Path, Path, Path]]]]:
+    """(patient id, frames) of ``n`` tumour-free frames spread evenly over the fold-a training
+    negatives, one patient per sequence; empty masks, pseudo-NBI."""
+    import cv2
+
+    from model.pseudo_nbi import pseudo_nbi
+    from training.data import vocalfolds_split
+    from training.imageio import read_rgb
+
+    negs = vocalfolds_split(shared / "vocalfolds", "train", "a")[1]
+    picks = [negs[int(i)] for i in np.linspace(0, len(negs) - 1, n).round()] if n > 0 else []
+    groups: dict[str, list] = {}
+    dest.mkdir(parents=True, exist_ok=True)
+    for i, it in enumerate(picks):
+        seq = it.name.split("/")[-2]
+        wli = read_rgb(it.image)
+        nbi, _ = pseudo_nbi(wli, 9000 + i)
+        stem = f"{seq}_{Path(it.name).stem}"
+        paths = (dest / f"{stem}_wli.png", dest / f"{stem}_nbi.png", dest / f"{stem}_mask.png")
+        cv2.imwrite(str(paths[0]), wli[:, :, ::-1])
+        cv2.imwrite(str(paths[1]), nbi[:, :, ::-1])
+        cv2.imwrite(str(paths[2]), np.zeros(wli.shape[:2], np.uint8))
+        groups.setdefault(f"normal-{seq}", []).append((stem, *paths))
+    return sorted(groups.items())
+
+
 def write_csv(path: Path, frames: list[tuple[str, Path, Path, Path]]) -> Path:
     lines = ["wli_path,nbi_path,label_path"] + [f"{w},{n},{m}" for _, w, n, m in frames]
     path.write_text("\n".join(lines) + "\n")
@@ -101,6 +135,9 @@ def main() -> int:
     ap.add_argument("--old-data", action="store_true", help="also score Kvasir val_report and seq6 (forgetting)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--keep", default=None, help="work in this new folder and keep it")
+    ap.add_argument("--visit-size", type=int, default=0,
+                    help="import the K frames as patients of this many consecutive frames (0: one patient)")
+    ap.add_argument("--normals", type=int, default=0, help="add this many tumour-free frames as three patients")
     args = ap.parse_args()
     configs = {} if args.config else dict(DEFAULT_CONFIGS)  # the trainer defaults only when none is given
     for c in args.config:
@@ -115,24 +152,28 @@ def main() -> int:
         from training.store import Workspace
 
         frames = build_frames(Path(args.shared), args.scenario, tmp / "frames")
+        normals = build_normals(Path(args.shared), args.normals, tmp / "normals")
         old = write_public_eval_csvs(Path(args.shared), tmp / "eval") if args.old_data else {}
         results: dict = {"scenario": args.scenario, "model": str(model), "frames": len(frames), "runs": []}
         for k in ks:
             rest_csv = write_csv(tmp / f"rest_{k}.csv", frames[k:])
             before = score(model, rest_csv, args.scenario)
             for name, opts in configs.items():
-                src = tmp / f"k{k}_{name}" / "pairs"
-                src.mkdir(parents=True)
-                for stem, w, n, m in frames[:k]:
-                    for p, suffix in ((w, "wli"), (n, "nbi"), (m, "mask")):
-                        os.link(p, src / f"{stem}_{suffix}.png")
-                ws_path = src.parent / "ws"
+                v = args.visit_size if args.visit_size > 0 else k
+                patients = [(f"seq2" if v >= k else f"seq2-visit{j // v + 1}", frames[j:j + v]) for j in range(0, k, v)]
+                ws_path = tmp / f"k{k}_{name}" / "ws"
                 with Workspace.open(ws_path, create=True) as ws:
-                    import_sources(ws, [src], patient_id="seq2", nbi_synthetic=True)  # one patient's recording
+                    for pid, group in [*patients, *normals]:
+                        src = tmp / f"k{k}_{name}" / "pairs" / pid
+                        src.mkdir(parents=True)
+                        for stem, w, n, m in group:
+                            for p, suffix in ((w, "wli"), (n, "nbi"), (m, "mask")):
+                                os.link(p, src / f"{stem}_{suffix}.png")
+                        import_sources(ws, [src], patient_id=pid, nbi_synthetic=True)
                 t0 = time.perf_counter()
                 proc = subprocess.run(
                     [sys.executable, "-m", "training", "train", "--data", str(ws_path), "--init", str(model),
-                     "--out", str(src.parent / "run"), "--model-id", f"adapt-k{k}-{name}", "--no-tqdm",
+                     "--out", str(ws_path.parent / "run"), "--model-id", f"adapt-k{k}-{name}", "--no-tqdm",
                      *shlex.split(opts)],
                     capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
                 if proc.returncode != 0:
@@ -144,6 +185,10 @@ def main() -> int:
                        "before": before, "after": after, "gain": round(after["dice"] - before["dice"], 4),
                        "held_out_val_dice": done["metrics"].get("val_dice"),
                        "held_out_parent_val_dice": done["metrics"].get("parent_val_dice"),
+                       "held_out_val_fpr": done["metrics"].get("val_fpr"),
+                       "held_out_parent_val_fpr": done["metrics"].get("parent_val_fpr"),
+                       "parent_blend": done.get("parent_blend"),
+                       "parent_blend_choice": done["metrics"].get("parent_blend_choice"),
                        "activated_if_registered": done.get("activation")}
                 if old:
                     rec["kvasir_report_dice"] = round(evaluate(Path(done["model"]), old["kvasir_val_report"],

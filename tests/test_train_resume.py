@@ -79,8 +79,9 @@ def test_finetune_records_parent(tmp_path, capsys):
 
 
 def test_finetune_releases_the_blend_of_parent_and_fine_tuned_weights(tmp_path, capsys):
-    """--init releases parent + 0.5 x (fine-tuned - parent) by default (WiSE-FT); the card records
-    the share and the parent's Dice on the same held-out cases; --parent-blend 1 turns it off."""
+    """--parent-blend 0.5 releases parent + 0.5 x (fine-tuned - parent) (WiSE-FT); the card records
+    the share and the parent's Dice on the same held-out cases; --parent-blend 1 turns it off; the
+    default with --init is auto (tests/test_parent_blend_auto.py)."""
     from safetensors.torch import load_file
 
     from model.card import load_model
@@ -102,12 +103,12 @@ def test_finetune_releases_the_blend_of_parent_and_fine_tuned_weights(tmp_path, 
         tuned = load_file(ck / ("best.safetensors" if card["metrics"]["selected"] == "best" else "last.safetensors"))
         return net.state_dict(), tuned, card, events
 
-    released, tuned, card, events = finetune("half")
+    released, tuned, card, events = finetune("half", "--parent-blend", "0.5")
     moved = [k for k, v in pstate.items() if v.is_floating_point() and not torch.equal(tuned[k], v)]
     assert moved, "fine-tuning moved the weights"
     for k in moved:
         assert torch.allclose(released[k], pstate[k] + 0.5 * (tuned[k] - pstate[k]), atol=1e-6), k
-    assert card["training"]["parent_blend"] == 0.5
+    assert card["training"]["parent_blend"] == 0.5 and card["training"]["parent_blend_rule"] is None
     parent_val = [e for e in events if e.get("event") == "parent_val"]
     assert len(parent_val) == 1 and card["metrics"]["parent_val_dice"] == pytest.approx(parent_val[0]["val_dice"], abs=1e-5)
     # the released model's own held-out Dice is measured on the blend, not taken from an epoch

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init: release parent + BLEND x (fine-tuned - parent), a weight-space "
                         "average (WiSE-FT); 1: the fine-tuned weights as they are; auto: the blend of "
                         "0.25/0.5/0.75/1 that scores best on the held-out cases (tumour Dice and "
-                        "tumour-free specificity), 0.5 when nothing is held out (default 0.5 with --init)")
+                        "tumour-free specificity), 0.5 when nothing is held out or the scores tie (default: auto with --init)")
     p.add_argument("--interactive", type=float, default=None,
                    help="share of samples trained with simulated clicks (the interactive mode, issue 16); "
                         "default: 0.5 when fine-tuning a model that has the mode, else 0 (automatic only)")
@@ -139,7 +139,7 @@ def check_args(args: argparse.Namespace) -> list[str]:
             raise SystemExit(f"--tta-flips: {e}") from None
 
     if args.parent_blend is None:
-        args.parent_blend = 0.5 if args.init else 1.0
+        args.parent_blend = "auto" if args.init else 1.0
     auto = args.parent_blend == "auto"
     if not auto and not 0.0 < args.parent_blend <= 1.0:
         raise SystemExit("--parent-blend must be in (0, 1] or auto")

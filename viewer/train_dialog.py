@@ -267,10 +267,7 @@ class TrainDialog(QDialog):
         elif kind == "done":
             self.result = ev
             self.progress.setValue(100)
-            share = ev.get("parent_blend")
-            blend = (" " + self.tr("Its weights lie {share} of the way from the base model's to the fine-tuned "
-                                   "ones, which forgets less of what the base model knew.").format(
-                share=i18n.percent(share)) if isinstance(share, float) and share < 1 else "")
+            blend = self._blend_summary(ev.get("parent_blend"), bool((ev.get("metrics") or {}).get("parent_blend_choice")))
             if ev.get("activated"):
                 head = self.tr("New model {model} registered and activated.").format(model=ev.get("model_id"))
             else:
@@ -282,6 +279,22 @@ class TrainDialog(QDialog):
             self.log.appendPlainText(head + held_out_summary(ev.get("metrics") or {}) + blend)
         elif kind == "error":
             self.log.appendPlainText(self.tr("Error: {message}").format(message=ev.get("message")))
+
+    def _blend_summary(self, share: Any, chosen_on_held_out: bool) -> str:
+        """One sentence on where the released weights lie between the base model and the fine-tune
+        (and, with --parent-blend auto, that the held-out cases chose it); empty without a parent."""
+        if not isinstance(share, (int, float)):
+            return ""
+        if chosen_on_held_out and share >= 1:
+            return " " + self.tr("The fine-tuned weights scored best on the held-out cases and are used as they are.")
+        if chosen_on_held_out:
+            return " " + self.tr("Its weights lie {share} of the way from the base model's to the fine-tuned ones: "
+                                 "that share scored best on the held-out cases, and forgets less of what the base "
+                                 "model knew.").format(share=i18n.percent(share))
+        if share < 1:
+            return " " + self.tr("Its weights lie {share} of the way from the base model's to the fine-tuned "
+                                 "ones, which forgets less of what the base model knew.").format(share=i18n.percent(share))
+        return ""
 
     def _on_finished(self, code: int, _status: Any) -> None:
         self._read_stdout()

@@ -1473,6 +1473,14 @@ Restore them as new revisions?</source>
         <translation>基础模型在 {n} 个留出病例上：Dice {dice}。</translation>
     </message>
     <message>
+        <source>The fine-tuned weights scored best on the held-out cases and are used as they are.</source>
+        <translation>微调后的权重在留出病例上得分最高，按原样使用。</translation>
+    </message>
+    <message>
+        <source>Its weights lie {share} of the way from the base model&apos;s to the fine-tuned ones: that share scored best on the held-out cases, and forgets less of what the base model knew.</source>
+        <translation>其权重位于基础模型权重到微调权重之间 {share} 处：该比例在留出病例上得分最高，并可减少对基础模型已学知识的遗忘。</translation>
+    </message>
+    <message>
         <source>Its weights lie {share} of the way from the base model&apos;s to the fine-tuned ones, which forgets less of what the base model knew.</source>
         <translation>其权重位于基础模型权重到微调权重之间 {share} 处，可减少对基础模型已学知识的遗忘。</translation>
     </message>
