@@ -291,7 +291,7 @@ def test_distill_holds_the_parents_automatic_output(interactive_model: Path, tmp
     epochs = [json.loads(l) for l in (tmp_path / "held" / "log.jsonl").read_text().splitlines()]
     assert any(e.get("loss_distill", 0) > 0 for e in epochs if e.get("event") == "epoch")
     card = json.loads((tmp_path / "held" / "held.json").read_text())
-    assert "--distill 20" in json.dumps(card)
+    assert "--distill 20" in card["command"] and card["training"]["distill_weight"] == 20
 
 
 def test_distill_needs_a_parent(tmp_path: Path, capsys) -> None:
