@@ -27,7 +27,8 @@ def test_choose_blend_takes_the_best_held_out_score_and_leaves_the_net_blended()
     from training.release import choose_blend
 
     r = _fake_run(lambda w: 1.0 - abs(w - 0.75))
-    share, table = choose_blend(r)
+    share, table, val = choose_blend(r)
+    assert val["val_dice"] == pytest.approx(1.0)
     assert share == 0.75 and [t["blend"] for t in table] == [0.25, 0.5, 0.75, 1.0]
     assert float(r.net.weight.detach()) == pytest.approx(0.75)
     assert table[2]["score"] == pytest.approx(1.0) and table[0]["score"] == pytest.approx(0.5)
@@ -37,14 +38,14 @@ def test_choose_blend_ties_go_to_the_default_then_the_parent_side_and_no_held_ou
     from training.release import FALLBACK_BLEND, choose_blend
 
     r = _fake_run(lambda w: 0.6)  # every blend alike (e.g. only tumour-free held-out cases, none flagged)
-    share, _ = choose_blend(r)
+    share, _, _ = choose_blend(r)
     assert share == FALLBACK_BLEND and float(r.net.weight.detach()) == pytest.approx(FALLBACK_BLEND)
     r = _fake_run(lambda w: 0.6 if w > 0.6 else 0.5)  # 0.75 and 1 tie at the top: the one nearer 0.5
-    share, _ = choose_blend(r)
+    share, _, _ = choose_blend(r)
     assert share == 0.75 and float(r.net.weight.detach()) == pytest.approx(0.75)
     r = _fake_run(lambda w: 0.6, with_val=False)
-    share, table = choose_blend(r)
-    assert share == FALLBACK_BLEND and table is None and float(r.net.weight.detach()) == pytest.approx(FALLBACK_BLEND)
+    share, table, val = choose_blend(r)
+    assert share == FALLBACK_BLEND and table is None and val is None and float(r.net.weight.detach()) == pytest.approx(FALLBACK_BLEND)
 
 
 def test_held_out_score_counts_tumour_free_false_positives_and_activation_uses_it() -> None:
@@ -99,6 +100,8 @@ def test_a_fine_tune_with_auto_blend_releases_the_chosen_blend(filled_workspace,
     best = max(t["score"] for t in table)
     chosen = min((t["blend"] for t in table if t["score"] >= best - 1e-9), key=lambda b: (abs(b - 0.5), b))
     assert card["training"]["parent_blend"] == chosen == done["parent_blend"]
+    row = next(t for t in table if t["blend"] == chosen)
+    assert card["metrics"]["val_dice"] == pytest.approx(row["val_dice"], abs=1e-5), "the card's held-out figure is the chosen blend's"
     assert card["training"]["parent_blend_rule"].startswith("auto")
     assert "parent blend" in card["metrics"]["held_out_chose"]
     released = load_file(str(tmp_path / "run" / "auto.safetensors"))

@@ -76,9 +76,9 @@ def activation_verdict(metrics: dict) -> tuple[bool, str]:
     return False, f"held-out {what} {new:.3f} does not beat the parent's {old:.3f}: registered, not activated"
 
 
-def choose_blend(r: Run) -> tuple[float, list[dict] | None]:
-    """--parent-blend auto: (the blend to release, what each candidate scored), leaving ``r.net``
-    blended. Each of ``BLEND_CANDIDATES`` is scored on the held-out cases by ``held_out_score``;
+def choose_blend(r: Run) -> tuple[float, list[dict] | None, dict | None]:
+    """--parent-blend auto: (the blend to release, what each candidate scored, the released
+    blend's validation so the release need not measure it again), leaving ``r.net`` blended. Each of ``BLEND_CANDIDATES`` is scored on the held-out cases by ``held_out_score``;
     the best wins; a tie goes to the candidate nearest ``FALLBACK_BLEND``, then the smaller.
 
     Why per run: under a real change (another hospital, a lesion only NBI shows) the fixed 0.5
@@ -90,14 +90,15 @@ def choose_blend(r: Run) -> tuple[float, list[dict] | None]:
     if r.val_ds is None or r.parent_state is None:
         if r.parent_state is not None:
             blend_with_parent(r.net, r.parent_state, FALLBACK_BLEND)
-        return FALLBACK_BLEND, None
+        return FALLBACK_BLEND, None, None
     fine = {k: v.detach().clone() for k, v in r.net.state_dict().items()}
     table: list[dict] = []
+    vals: dict[float, dict] = {}
     for share in BLEND_CANDIDATES:
         r.net.load_state_dict(fine)
         if share < 1.0:
             blend_with_parent(r.net, r.parent_state, share)
-        val = r.validate()
+        val = vals[share] = r.validate()
         score = held_out_score(val.get("val_dice"), val.get("val_fpr"))
         table.append({"blend": share, "val_dice": val.get("val_dice"), "val_fpr": val.get("val_fpr"), "score": score})
     scored = [t for t in table if t["score"] is not None]
@@ -109,7 +110,7 @@ def choose_blend(r: Run) -> tuple[float, list[dict] | None]:
     r.net.load_state_dict(fine)
     if share < 1.0:
         blend_with_parent(r.net, r.parent_state, share)
-    return share, table
+    return share, table, vals[share]
 
 
 def release(r: Run) -> None:
@@ -122,26 +123,26 @@ def release(r: Run) -> None:
     metrics = {"selected": source, "best_epoch": st.best_epoch if st.best_epoch >= 0 else None,
                "held_out_chose": ("the epoch (best validation Dice): the val figures are optimistic"
                                   if source == "best" else "nothing (the last epoch is released)")}
-    share = args.parent_blend
+    share, chosen_val = args.parent_blend, None
     if r.parent_state is not None and share == "auto":
-        share, table = choose_blend(r)
+        share, table, chosen_val = choose_blend(r)
         metrics["parent_blend_choice"] = table
         if table is not None:
             chose = "the parent blend (of " + ", ".join(str(b) for b in BLEND_CANDIDATES) + ")"
             metrics["held_out_chose"] = (f"the epoch and {chose}" if source == "best"
                                          else f"{chose}: the val figures are slightly optimistic")
-        blended = share < 1.0
-    else:
-        blended = r.parent_state is not None and share < 1.0
-        if blended:
-            blend_with_parent(r.net, r.parent_state, share)
+    elif r.parent_state is not None and share < 1.0:
+        blend_with_parent(r.net, r.parent_state, share)
+    blended = r.parent_state is not None and share < 1.0
     r.released_blend = share if r.parent_state is not None else None
     if r.parent_val:
         metrics["parent_val_dice"] = r.parent_val.get("val_dice")
         if r.parent_val.get("val_fpr") is not None:
             metrics["parent_val_fpr"] = r.parent_val.get("val_fpr")
     if r.val_ds is not None:
-        if blended or (source == "best" and (not r.last_val or r.last_val.get("val_dice") != st.best)):
+        if chosen_val is not None:  # measured while choosing the blend
+            final_val = chosen_val
+        elif blended or (source == "best" and (not r.last_val or r.last_val.get("val_dice") != st.best)):
             final_val = r.validate()
         else:
             final_val = r.last_val or r.validate()
