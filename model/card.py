@@ -7,7 +7,11 @@
 
 Loading trusts nothing: the card must parse and have every required key, the weights file
 must hash to the card's sha256, parse as safetensors, and carry exactly the tensor names and
-shapes of a freshly built network for the card's config.  Any problem raises ModelFileError
+shapes of a freshly built network for the card's config.
+
+A model may carry a second network of the same config for its click mode (DESIGN-NOTES 26): its
+tensors sit in the same file under ``clicks.`` and the card's ``interactive.network`` says
+"separate". One file, one hash: importing, copying and checking a model stay as they were.  Any problem raises ModelFileError
 with one line naming the file and what is wrong. Reading and checking the card itself needs no
 torch: model/card_file.py (re-exported here).
 """
@@ -40,23 +44,39 @@ from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 
 # the card's format, reading and id are torch-free in model/card_file.py; re-exported here
 __all__ = ["FORMAT_VERSION", "REQUIRED_KEYS", "TEST_TIME_FLIPS", "ModelFileError", "card_id", "card_stem",
-           "check_test_time_flips", "read_card", "read_card_json", "test_time_flips", "save_model", "load_model"]
+           "check_test_time_flips", "read_card", "read_card_json", "test_time_flips", "save_model", "load_model",
+           "load_models", "CLICK_PREFIX", "has_click_network"]
+
+CLICK_PREFIX = "clicks."  # tensor-name prefix of a separate click network in the weights file
+
+
+def has_click_network(card: dict) -> bool:
+    """Whether the card says its weights carry a separate click network (``clicks.`` tensors)."""
+    inter = card.get("interactive")
+    return isinstance(inter, dict) and inter.get("network") == "separate"
 
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | str, card: dict) -> Path:
+def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | str, card: dict,
+               click_net: ADFNet | None = None) -> Path:
     """Write <stem>.safetensors and <stem>.json atomically; returns the .json path.
 
     `card` supplies id (default: the stem's name), training_data, command, parent, metrics and
-    any extra fields; the config, hash, sizes and dates are filled in here.
+    any extra fields; the config, hash, sizes and dates are filled in here. ``click_net``: a
+    separate network for the click mode, stored beside ``net`` (the card's ``interactive`` must
+    then say ``"network": "separate"``).
     """
     from safetensors.torch import save
 
+    if (click_net is not None) != has_click_network(card):
+        raise ValueError("a separate click network needs the card's interactive.network = 'separate', and back")
     stem = card_stem(out_path_without_ext)
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    if click_net is not None:
+        state.update({CLICK_PREFIX + k: v.detach().to("cpu").contiguous() for k, v in click_net.state_dict().items()})
     data = save(state, metadata={"format": "adf-viewer", "format_version": str(FORMAT_VERSION)})
     weights = stem.with_name(stem.name + ".safetensors")
     full = {
@@ -70,7 +90,7 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
         "command": card.get("command"),
         "parent": card.get("parent"),
         "metrics": card.get("metrics", {}),
-        "params": count_params(net),
+        "params": count_params(net) + (count_params(click_net) if click_net is not None else 0),
         "weights": weights.name,
         "sha256": _sha256_bytes(data),
         "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -84,7 +104,15 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
 
 
 def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu") -> tuple[ADFNet, dict]:
-    """Load (net in eval mode, card) from a .json, a .safetensors or their common stem."""
+    """Load (net in eval mode, card) from a .json, a .safetensors or their common stem: the
+    automatic network (a separate click network, if any, is checked and left out)."""
+    net, _, card = load_models(path, map_location)
+    return net, card
+
+
+def load_models(path: os.PathLike | str,
+                map_location: str | torch.device = "cpu") -> tuple[ADFNet, ADFNet | None, dict]:
+    """Load (automatic net, separate click net or None, card), both in eval mode."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -112,7 +140,10 @@ def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu"
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelFileError(wpath, Message(QT_TRANSLATE_NOOP("Errors", "not a valid safetensors file ({error})"), error=first)) from None
     net = ADFNet(cfg, init_weights=False)  # every weight comes from the file (checked below)
+    click_net = ADFNet(cfg, init_weights=False) if has_click_network(card) else None
     want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    if click_net is not None:
+        want.update({CLICK_PREFIX + k: tuple(v.shape) for k, v in click_net.state_dict().items()})
     have = {k: tuple(v.shape) for k, v in state.items()}
     missing = sorted(set(want) - set(have))
     extra = sorted(set(have) - set(want))
@@ -124,6 +155,11 @@ def load_model(path: os.PathLike | str, map_location: str | torch.device = "cpu"
     if bad:
         k = bad[0]
         raise ModelFileError(wpath, f"tensor {k} has shape {list(have[k])}, config needs {list(want[k])}")
+    if click_net is not None:
+        n = len(CLICK_PREFIX)
+        click_net.load_state_dict({k[n:]: state.pop(k) for k in list(state) if k.startswith(CLICK_PREFIX)},
+                                  strict=True, assign=True)
+        click_net.to(map_location).eval()
     net.load_state_dict(state, strict=True, assign=True)  # take the loaded tensors, no second copy
     net.to(map_location).eval()
-    return net, card
+    return net, click_net, card

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from model.adf import ADFNet
-from model.card import card_id, load_model, test_time_flips
+from model.card import card_id, load_models, test_time_flips
 from model.config import ADFConfig
 from model.cpu_policy import app_threads
 from model.postprocess import postprocess_mask
@@ -115,7 +115,7 @@ class Predictor:
     """A loaded model ready to segment pairs; see the module docstring."""
 
     def __init__(self, net: ADFNet, card: dict, device: str = "cpu", device_reason: str = "CPU — requested",
-                 tta: bool = True) -> None:
+                 tta: bool = True, click_net: ADFNet | None = None) -> None:
         self.card = card
         self.flips: list[tuple[int, ...]] = test_time_flips(card) if tta else [()]
         self.cfg: ADFConfig = net.cfg
@@ -134,6 +134,9 @@ class Predictor:
         self.device = device
         self.device_reason = device_reason
         self.net = net.eval().to(device=device, memory_format=torch.channels_last)
+        # the click mode's own network where the model has one (DESIGN-NOTES 26), else the same
+        self.click_net = self.net if click_net is None else \
+            click_net.eval().to(device=device, memory_format=torch.channels_last)
         self._fell_back = False
         # "both": every stream a case has (the app); "nbi": the NBI-only ablation (networks with
         # NBI skips only). WLI-only is simply predict(wli, None).
@@ -159,8 +162,8 @@ class Predictor:
         ``tta=False`` ignores the card's test-time flips (ablations, speed comparisons)."""
         default_threads()
         dev, reason = choose_device(device)
-        net, card = load_model(Path(path), map_location="cpu")
-        pred = cls(net, card, dev, reason, tta=tta)
+        net, click_net, card = load_models(Path(path), map_location="cpu")
+        pred = cls(net, card, dev, reason, tta=tta, click_net=click_net)
         log.info("model %s on %s", pred.model_id, reason)
         return pred
 
@@ -210,10 +213,11 @@ class Predictor:
                  wli_present: torch.Tensor | None = None, clicks: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities (B,s,s) float32 on the CPU, averaged over the card's flip views.
 
-        Subclasses (benchmarks) may swap the net."""
+        Subclasses (benchmarks) may swap the net. Clicks go to the click network."""
+        net = self.net if clicks is None else self.click_net
         views = self.flips
         if len(views) == 1 and not views[0]:
-            out = self.net(wli_t, nbi_t, present, wli_present, clicks)
+            out = net(wli_t, nbi_t, present, wli_present, clicks)
             return torch.sigmoid(out.logits[:, 0].float()).cpu()
 
         def flip(t: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -226,7 +230,7 @@ class Predictor:
             return None if t is None else t.repeat(len(views))
 
         b = wli_t.shape[0]
-        logits = self.net(cat(wli_t), cat(nbi_t), rep(present), rep(wli_present), cat(clicks)).logits[:, 0:1].float()
+        logits = net(cat(wli_t), cat(nbi_t), rep(present), rep(wli_present), cat(clicks)).logits[:, 0:1].float()
         probs = [flip(torch.sigmoid(logits[i * b:(i + 1) * b]), d) for i, d in enumerate(views)]
         return torch.stack(probs).mean(0)[:, 0].cpu()
 
@@ -255,7 +259,9 @@ class Predictor:
                 raise
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self._fell_back = True
+            same = self.click_net is self.net
             self.net = self.net.to("cpu")
+            self.click_net = self.net if same else self.click_net.to("cpu")
             self.device = "cpu"
             self.device_reason = f"CPU — CUDA failed at run time: {msg}"
             warnings.warn(f"CUDA inference failed ({msg}); continuing on the CPU", RuntimeWarning, stacklevel=3)

@@ -1,4 +1,5 @@
-"""``python -m training <command> ...``: import | train | evaluate | evaluate-clicks | export.
+"""``python -m training <command> ...``: import | train | evaluate | evaluate-clicks | export |
+attach-clicks.
 
 Each command's module is imported only when that command runs (train/evaluate/export pull in
 torch; import does not), so a missing or broken module gives a one-line error, not a traceback.
@@ -17,6 +18,7 @@ COMMANDS = {
     "evaluate": ("training.evaluate", "evaluate a model (Dice, IoU, ablations)"),
     "evaluate-clicks": ("training.evaluate_clicks", "a robot clinician corrects cases with clicks (NoC@85/90)"),
     "export": ("training.export", "export a workspace's approved masks / a dataset"),
+    "attach-clicks": ("training.attach_clicks", "one model from an automatic network and a click network"),
 }
 
 

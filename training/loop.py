@@ -92,6 +92,8 @@ class Run:
     parent_val: dict = field(default_factory=dict)
     last_val: dict = field(default_factory=dict)
     teacher: torch.nn.Module | None = None  # the frozen parent (--distill), else None
+    first_net: torch.nn.Module | None = None  # --first-masks-from: the fixed automatic network
+    first_masks_from: dict | None = None  # its id, sha256 and path (the card's interactive field)
     released_blend: float | None = None     # the parent blend the release used (--parent-blend auto chooses it)
     stopped_by: str | None = None
     stop_requested: bool = False   # set by SIGTERM/SIGINT
@@ -136,6 +138,15 @@ def setup(args: argparse.Namespace, argv: list[str]) -> Run:
         net = net.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(procs.device)
+    first_net, first_masks_from = None, None
+    if getattr(args, "first_masks_from", None):
+        from model.card import card_id, load_model
+
+        fnet, fcard = load_model(args.first_masks_from, map_location="cpu")
+        first_net = frozen(fnet).to(procs.device)
+        first_masks_from = {"id": card_id(fcard), "sha256": fcard.get("sha256"), "path": str(args.first_masks_from)}
+        if args.channels_last:
+            first_net = first_net.to(memory_format=torch.channels_last)
 
     model_id = args.model_id or f"adf-{cfg.preset}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(args.out) if args.out else Path("runs") / model_id
@@ -165,7 +176,8 @@ def setup(args: argparse.Namespace, argv: list[str]) -> Run:
             steps_per_epoch=steps_per_epoch, total_steps=total_steps,
             warmup_steps=max(1, int(args.warmup * total_steps)), opt=make_optimizer(net, args),
             prec=choose_precision(args.amp, procs), this_command="python -m training train " + shlex.join(argv),
-            budget_s=args.max_minutes * 60.0 if args.max_minutes else None, teacher=teacher)
+            budget_s=args.max_minutes * 60.0 if args.max_minutes else None, teacher=teacher,
+            first_net=first_net, first_masks_from=first_masks_from)
     r.state.commands = [r.this_command]
     if procs.main_rank and parent_state is not None and val_ds is not None:
         # the parent on the same held-out cases (the figure a new version has to beat), before any
@@ -352,7 +364,8 @@ def train_step(r: Run, batch: dict, lr: float) -> dict[str, float]:
     if r.interactive > 0:
         with r.prec.ctx():
             clicks = simulated_clicks(r.net, wli, nbi, present, wli_present, target, r.interactive,
-                                      np.random.default_rng([args.seed, st.step, 11]), rounds=getattr(args, "click_rounds", 1))
+                                      np.random.default_rng([args.seed, st.step, 11]), rounds=getattr(args, "click_rounds", 1),
+                                      first_net=r.first_net, wrong_share=getattr(args, "wrong_masks", 0.0))
         if clicks is not None and r.freeze_norm:
             set_train_mode(r.net, r.freeze_norm)
     with r.prec.ctx():
@@ -375,14 +388,20 @@ def train_step(r: Run, batch: dict, lr: float) -> dict[str, float]:
     return parts
 
 
+def frozen(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` made a network no step changes (the --first-masks-from network): eval mode, no
+    gradients."""
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
 def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
-    """The parent as the distillation teacher: a copy in eval mode that no step changes."""
+    """The parent as the distillation teacher: a frozen copy of the network being trained."""
     import copy
 
-    teacher = copy.deepcopy(net).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+    return frozen(copy.deepcopy(net))
 
 
 def distill_term(r: Run, logits: torch.Tensor, clicks: torch.Tensor | None, wli: torch.Tensor, nbi: torch.Tensor,

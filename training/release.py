@@ -209,7 +209,8 @@ def model_card(r: Run, metrics: dict) -> dict:
         },
         "test_time_flips": r.tta_flips,
         **r.operating_point,
-        "interactive": interactive_card(r.interactive, r.parent_interactive, getattr(r.args, "click_rounds", 1)),
+        "interactive": interactive_card(r.interactive, r.parent_interactive, getattr(r.args, "click_rounds", 1),
+                                        r.first_masks_from, getattr(r.args, "wrong_masks", 0.0)),
         "machine": machine_info(r.procs.threads, r.procs.device),
         "notes": "Research demonstration trained on public data with synthetic (pseudo) NBI; "
         "not a diagnostic device.",

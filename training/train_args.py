@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "at the largest error of the network's redraw (drawn per sample, 0..N; 1: one more "
                         "half the time). More teaches the late clicks of hard cases, at one extra no-grad "
                         "pass per round")
+    p.add_argument("--first-masks-from", default=None, metavar="MODEL",
+                   help="with clicks: the simulated clicks start from this model's automatic masks instead of "
+                        "the trained network's own (train a click network for a fixed automatic one; "
+                        "then `attach-clicks`)")
+    p.add_argument("--wrong-masks", type=float, default=0.0, metavar="P",
+                   help="with clicks: this share of the clicked samples starts from another sample's automatic "
+                        "mask, a mostly wrong mask the clicks must overturn (default 0)")
     p.add_argument("--distill", type=float, default=0.0, metavar="W",
                    help="with --init: weight of a loss that holds the parent's automatic output on the "
                         "click-free samples (soft-target BCE to the frozen parent's probability; 0: off). "
@@ -129,6 +136,10 @@ def check_args(args: argparse.Namespace) -> list[str]:
         raise SystemExit("--distill must be 0 or more")
     if getattr(args, "distill", 0.0) > 0 and not args.init:
         raise SystemExit("--distill needs --init (the parent whose automatic output it holds)")
+    if not 0.0 <= getattr(args, "wrong_masks", 0.0) <= 0.8:
+        raise SystemExit("--wrong-masks must be in [0, 0.8]")
+    if getattr(args, "first_masks_from", None) and args.interactive is not None and args.interactive <= 0:
+        raise SystemExit("--first-masks-from trains the click mode: it needs --interactive above 0")
     if getattr(args, "click_rounds", 1) < 0:
         raise SystemExit("--click-rounds must be 0 or more")
     tta_flips: list[str] = []

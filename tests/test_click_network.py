@@ -1,0 +1,197 @@
+"""A separate click network beside a fixed automatic one (DESIGN-NOTES 26): the trainer's
+--first-masks-from / --wrong-masks, ``python -m training attach-clicks``, the one-file model with
+``clicks.`` tensors, and the predictor sending clicks (only clicks) to that network."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.adf import ADFNet
+from model.card import ModelFileError, load_model, load_models, save_model
+from model.config import get_preset
+from model.interactive import Click
+from model.predictor import Predictor
+from training.click_sim import interactive_card, simulated_clicks
+
+FAST = ["--input-size", "64", "--batch-size", "3", "--no-tqdm", "--threads", "1", "--workers", "0"]
+
+
+def _tiny_model(stem: Path, seed: int, interactive: bool = True) -> Path:
+    """An untrained tiny network (seeded) written as a model; with a click card when asked."""
+    cfg = get_preset("tiny")
+    torch.manual_seed(seed)
+    card = {"id": stem.name, "metrics": {"val_dice": 0.5 + seed / 100}, "commands": [f"made by seed {seed}"]}
+    if interactive:
+        card["interactive"] = interactive_card(1.0, False, 2)
+    return save_model(ADFNet(cfg), cfg, stem, card)
+
+
+def _image(seed: int = 0, size: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (size, size + 16, 3), dtype=np.uint8)
+
+
+def test_attach_clicks_keeps_the_automatic_output_and_answers_clicks_with_the_other(tmp_path: Path, capsys) -> None:
+    from training.__main__ import main
+
+    auto = _tiny_model(tmp_path / "auto", 1)
+    clicks = _tiny_model(tmp_path / "clicky", 2)
+    rc = main(["attach-clicks", "--model", str(auto), "--clicks", str(clicks), "--out", str(tmp_path / "rel" / "both"),
+               "--id", "both-1", "--note", "clicks from clicky"])
+    assert rc == 0
+    js = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"])
+    card = json.loads(js.read_text())
+    auto_card = json.loads(auto.read_text())
+    assert card["id"] == "both-1" and card["parent"]["id"] == "auto" and card["parent"]["sha256"] == auto_card["sha256"]
+    assert card["interactive"]["network"] == "separate"
+    assert card["interactive"]["click_network"]["id"] == "clicky"
+    assert card["metrics"] == auto_card["metrics"], "the automatic network's figures still describe it"
+    assert card["commands"][0] == "made by seed 1" and "attach-clicks" in card["commands"][-1]
+    assert card["release_notes"] == ["clicks from clicky"]
+    assert card["params"] == 2 * auto_card["params"]
+
+    p_auto, p_click, p_both = (Predictor.load(x, device="cpu") for x in (auto, clicks, js))
+    img = _image()
+    a = p_auto.predict(img)
+    b = p_both.predict(img)
+    assert np.array_equal(a.prob, b.prob), "the automatic mode is the automatic network's, bit for bit"
+    ck = [Click(40, 30, True), Click(80, 60, False)]
+    want = p_click.predict_clicks(img, None, None, ck, a.mask)
+    got = p_both.predict_clicks(img, None, None, ck, b.mask)
+    assert np.array_equal(want.prob, got.prob), "clicks go to the click network"
+    assert not np.array_equal(p_auto.predict_clicks(img, None, None, ck, a.mask).prob, got.prob)
+
+    # the trainer's --init (a clinic fine-tune) reads the automatic network only
+    net, c = load_model(js)
+    ref, _ = load_model(auto)
+    assert all(torch.equal(v, ref.state_dict()[k]) for k, v in net.state_dict().items())
+
+
+def test_a_click_network_file_that_lies_is_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from training.attach_clicks import attach
+
+    auto = _tiny_model(tmp_path / "auto", 1)
+    js = attach(str(auto), str(_tiny_model(tmp_path / "c", 2)), str(tmp_path / "both"), "both", "cmd")
+    net, click_net, _ = load_models(js)
+    assert click_net is not None and click_net is not net
+    names = load_file(tmp_path / "both.safetensors").keys()
+    assert {k[len("clicks."):] for k in names if k.startswith("clicks.")} == set(net.state_dict())
+    # the card without its "separate" claim no longer matches the tensors in the file
+    card = json.loads(js.read_text())
+    card["interactive"].pop("network")
+    js.write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="unexpected"):
+        load_models(js)
+    # and a file without the click tensors is refused when the card claims them
+    card["interactive"]["network"] = "separate"
+    card["weights"] = "auto.safetensors"
+    card["sha256"] = json.loads(auto.read_text())["sha256"]
+    lie = tmp_path / "lie.json"
+    lie.write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="missing"):
+        load_models(lie)
+
+
+def test_attach_clicks_refuses_a_model_without_a_click_mode(tmp_path: Path, capsys) -> None:
+    from training.__main__ import main
+
+    auto = _tiny_model(tmp_path / "auto", 1)
+    plain = _tiny_model(tmp_path / "plain", 2, interactive=False)
+    rc = main(["attach-clicks", "--model", str(auto), "--clicks", str(plain), "--out", str(tmp_path / "x"), "--id", "x"])
+    assert rc == 2
+    assert "not trained with clicks" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_save_model_refuses_a_click_network_the_card_does_not_declare(tmp_path: Path) -> None:
+    cfg = get_preset("tiny")
+    with pytest.raises(ValueError, match="separate"):
+        save_model(ADFNet(cfg), cfg, tmp_path / "m", {"id": "m"}, click_net=ADFNet(cfg))
+
+
+def test_first_masks_come_from_the_given_network_and_wrong_masks_from_other_samples() -> None:
+    """--first-masks-from: the mask channel of a first-round click sample is the other network's
+    automatic mask; --wrong-masks: a share of them is another sample's mask instead."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    net = ADFNet(cfg).eval()
+
+    class Fixed(torch.nn.Module):
+        """A stand-in automatic network: each sample's mask is a square at its own place."""
+
+        def forward(self, wli, nbi, present, wli_present=None, clicks=None):
+            b, _, s, _ = wli.shape
+            out = torch.full((b, 1, s, s), -5.0)
+            for i in range(b):
+                out[i, :, 8 * i:8 * i + 20, 8 * i:8 * i + 20] = 5.0
+            return type("Out", (), {"logits": out})()
+
+    s, b = 64, 6
+    wli, nbi = torch.rand(b, 3, s, s), torch.rand(b, 3, s, s)
+    present = torch.ones(b, dtype=torch.bool)
+    target = torch.zeros(b, 1, s, s)
+    target[:, :, 30:50, 30:50] = 1
+    fixed = Fixed()
+    own = fixed(wli, nbi, present).logits[:, 0] > 0
+    maps = simulated_clicks(net, wli, nbi, present, None, target, 1.0, np.random.default_rng(5), rounds=0,
+                            first_net=fixed)
+    masks = maps[:, 2] > 0.5
+    from_own = [bool(torch.equal(masks[i], own[i])) for i in range(b)]
+    empty = [not bool(masks[i].any()) for i in range(b)]
+    assert all(o or e for o, e in zip(from_own, empty)) and any(from_own)
+
+    wrong = simulated_clicks(net, wli, nbi, present, None, target, 1.0, np.random.default_rng(5), rounds=0,
+                             first_net=fixed, wrong_share=0.8)
+    wm = wrong[:, 2] > 0.5
+    others = [i for i in range(b) if wm[i].any() and not torch.equal(wm[i], own[i])]
+    assert others, "some samples start from a mask that is not theirs"
+    for i in others:
+        assert any(torch.equal(wm[i], own[j]) for j in range(b) if j != i), "it is another sample's mask"
+
+
+def test_training_a_click_network_for_a_fixed_automatic_one(tmp_path: Path) -> None:
+    """The trainer with --first-masks-from and --wrong-masks on a workspace: it runs, its card says
+    where the masks came from, and attach-clicks makes the app's model of it."""
+    from tests.conftest import make_fixture_pairs
+    from training.attach_clicks import attach
+    from training.store import Workspace
+    from training.train import main
+
+    pairs = tmp_path / "pairs"
+    names = make_fixture_pairs(pairs, 3)
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    for n in names:
+        ws.import_pair(next(pairs.glob(f"{n}_wli.*")), pairs / f"{n}_nbi.png", pairs / f"{n}_mask.png",
+                       nbi_synthetic=True)
+    ws.close()
+    auto = _tiny_model(tmp_path / "auto", 1)
+    rc = main(["--data", str(tmp_path / "ws"), "--epochs", "1", "--out", str(tmp_path / "run"), "--model-id", "cn",
+               "--val-fraction", "0", "--init", str(auto), "--first-masks-from", str(auto), "--wrong-masks", "0.3",
+               "--interactive", "1.0", "--click-rounds", "2", "--parent-blend", "1", *FAST])
+    assert rc == 0
+    card = json.loads((tmp_path / "run" / "cn.json").read_text())
+    inter = card["interactive"]
+    assert inter["first_masks_from"]["sha256"] == json.loads(auto.read_text())["sha256"]
+    assert inter["wrong_masks_share"] == 0.3 and "auto" in inter["simulation"]
+    js = attach(str(auto), str(tmp_path / "run" / "cn.json"), str(tmp_path / "rel"), "rel", "cmd")
+    rel = json.loads(js.read_text())["interactive"]
+    assert rel["network"] == "separate" and rel["first_masks_from"]["id"] == "auto"
+    assert rel["click_network"]["id"] == "cn"
+    p = Predictor.load(js, device="cpu")
+    out = p.predict_clicks(_image(3), None, None, [Click(50, 40, True)], None)
+    assert out.mask[40, 50], "a positive click is tumour in the result"
+
+
+@pytest.mark.parametrize("bad, says", [(["--wrong-masks", "0.9"], "--wrong-masks must be in"),
+                                       (["--first-masks-from", "x", "--interactive", "0"], "needs --interactive")])
+def test_click_network_options_are_checked(tmp_path: Path, capsys, bad: list[str], says: str) -> None:
+    from training.train import main
+
+    assert main(["--data", str(tmp_path), *bad, "--out", str(tmp_path / "run"), *FAST]) == 2
+    assert says in capsys.readouterr().err
