@@ -41,7 +41,7 @@ def test_attach_clicks_keeps_the_automatic_output_and_answers_clicks_with_the_ot
     auto = _tiny_model(tmp_path / "auto", 1)
     clicks = _tiny_model(tmp_path / "clicky", 2)
     rc = main(["attach-clicks", "--model", str(auto), "--clicks", str(clicks), "--out", str(tmp_path / "rel" / "both"),
-               "--id", "both-1", "--note", "clicks from clicky"])
+               "--id", "both-1", "--note", "clicks from clicky", "--replaces", "auto"])
     assert rc == 0
     js = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"])
     card = json.loads(js.read_text())
@@ -50,7 +50,9 @@ def test_attach_clicks_keeps_the_automatic_output_and_answers_clicks_with_the_ot
     assert card["interactive"]["network"] == "separate"
     assert card["interactive"]["click_network"]["id"] == "clicky"
     assert card["metrics"] == auto_card["metrics"], "the automatic network's figures still describe it"
-    assert card["commands"][0] == "made by seed 1" and "attach-clicks" in card["commands"][-1]
+    assert card["commands"] == ["made by seed 1"], "the automatic network's training, as it was"
+    assert card["interactive"]["click_network"]["commands"] == ["made by seed 2"]
+    assert card["release_command"].startswith("python -m training attach-clicks ") and card["replaces"] == "auto"
     assert card["release_notes"] == ["clicks from clicky"]
     assert card["params"] == 2 * auto_card["params"]
 

@@ -24,12 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clicks", required=True, help="the model whose network answers clicks (trained with clicks)")
     p.add_argument("--out", required=True, help="output stem (path without extension), e.g. runs/rel/adf-tiny")
     p.add_argument("--id", required=True, help="the new model's id")
+    p.add_argument("--replaces", default=None,
+                   help="the id of the bundled model this one replaces (a bundled release; default: none)")
     p.add_argument("--note", action="append", default=[], help="a line for the card's release_notes")
     return p
 
 
 def attach(auto_path: str, clicks_path: str, out: str, model_id: str, command: str,
-           notes: list[str] | None = None) -> Path:
+           notes: list[str] | None = None, replaces: str | None = None) -> Path:
     """Write the combined model; returns its card's path. ValueError when the two do not fit."""
     from model.card import load_models, save_model
 
@@ -42,17 +44,20 @@ def attach(auto_path: str, clicks_path: str, out: str, model_id: str, command: s
     if click_net.cfg != net.cfg:
         raise ValueError("the two networks differ in their config (preset, size or inputs); a click network "
                          "must have the automatic network's config")
-    new = {k: v for k, v in card.items() if k not in ("id", "created", "sha256", "weights", "params")}
+    new = {k: v for k, v in card.items() if k not in ("id", "created", "sha256", "weights", "params", "replaces")}
     new["id"] = model_id
     new["parent"] = {"id": card.get("id"), "sha256": card.get("sha256"), "path": str(auto_path)}
     new["interactive"] = {**{k: v for k, v in inter.items() if k not in ("network", "click_network")},
                           "network": "separate",
                           "click_network": {"id": ccard.get("id"), "sha256": ccard.get("sha256"),
                                             "command": ccard.get("command"),
+                                            "commands": ccard.get("commands"),
                                             "parent": ccard.get("parent"),
                                             **({"from_separate": True} if separate is not None else {})}}
-    new["commands"] = [*(card.get("commands") or []), command]
+    # "commands" stays the automatic network's training; how this model was put together:
     new["release_command"] = command
+    if replaces:
+        new["replaces"] = replaces
     if notes:
         new["release_notes"] = [*(card.get("release_notes") or []), *notes]
     return save_model(net, net.cfg, out, new, click_net=click_net)
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "python -m training attach-clicks " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        js = attach(args.model, args.clicks, args.out, args.id, command, args.note)
+        js = attach(args.model, args.clicks, args.out, args.id, command, args.note, args.replaces)
     except (OSError, ValueError) as e:  # ModelFileError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         print(json.dumps({"error": str(e)}), flush=True)
