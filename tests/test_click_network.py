@@ -189,6 +189,14 @@ def test_training_a_click_network_for_a_fixed_automatic_one(tmp_path: Path) -> N
     out = p.predict_clicks(_image(3), None, None, [Click(50, 40, True)], None)
     assert out.mask[40, 50], "a positive click is tumour in the result"
 
+    # a clinic fine-tune of that model (the Train dialog's --init) trains and releases one network
+    rc = main(["--data", str(tmp_path / "ws"), "--epochs", "1", "--out", str(tmp_path / "clinic"), "--model-id", "cl",
+               "--val-fraction", "0", "--init", str(js), "--parent-blend", "1", *FAST])
+    assert rc == 0
+    net, click_net, card = load_models(tmp_path / "clinic" / "cl.json")
+    assert click_net is None and "network" not in card["interactive"] and card["interactive"]["trained_share"] == 0.5
+    assert card["parent"]["id"] == "rel"
+
 
 @pytest.mark.parametrize("bad, says", [(["--wrong-masks", "0.9"], "--wrong-masks must be in"),
                                        (["--first-masks-from", "x", "--interactive", "0"], "needs --interactive")])
