@@ -28,6 +28,7 @@ import torch
 from model.adf import ADFNet, count_params
 from model.atomic import write_bytes_atomic
 from model.card_file import (
+    CLICK_PREFIX,
     FORMAT_VERSION,
     REQUIRED_KEYS,
     TEST_TIME_FLIPS,
@@ -35,6 +36,7 @@ from model.card_file import (
     card_id,
     card_stem,
     check_test_time_flips,
+    has_click_network,
     read_card,
     read_card_json,
     test_time_flips,
@@ -46,14 +48,6 @@ from model.i18n_marks import QT_TRANSLATE_NOOP, Message
 __all__ = ["FORMAT_VERSION", "REQUIRED_KEYS", "TEST_TIME_FLIPS", "ModelFileError", "card_id", "card_stem",
            "check_test_time_flips", "read_card", "read_card_json", "test_time_flips", "save_model", "load_model",
            "load_models", "CLICK_PREFIX", "has_click_network"]
-
-CLICK_PREFIX = "clicks."  # tensor-name prefix of a separate click network in the weights file
-
-
-def has_click_network(card: dict) -> bool:
-    """Whether the card says its weights carry a separate click network (``clicks.`` tensors)."""
-    inter = card.get("interactive")
-    return isinstance(inter, dict) and inter.get("network") == "separate"
 
 
 def _sha256_bytes(data: bytes) -> str:

@@ -24,6 +24,15 @@ REQUIRED_KEYS = ("format_version", "id", "preset", "config", "weights", "sha256"
 TEST_TIME_FLIPS: dict[str, tuple[int, ...]] = {"none": (), "h": (3,), "v": (2,), "hv": (2, 3)}
 
 
+CLICK_PREFIX = "clicks."  # tensor-name prefix of a separate click network in the weights file (DESIGN-NOTES 26)
+
+
+def has_click_network(card: dict) -> bool:
+    """Whether the card says its weights carry a separate click network (``clicks.`` tensors)."""
+    inter = card.get("interactive")
+    return isinstance(inter, dict) and inter.get("network") == "separate"
+
+
 class ModelFileError(ValueError):
     """A model file is missing, corrupt, or does not match its card / the code."""
 

@@ -205,3 +205,50 @@ def test_click_network_options_are_checked(tmp_path: Path, capsys, bad: list[str
 
     assert main(["--data", str(tmp_path), *bad, "--out", str(tmp_path / "run"), *FAST]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_models_dialog_adds_a_model_with_its_own_click_network_and_says_so(qtbot, tmp_path: Path) -> None:
+    """Adding the combined file through the Models dialog checks both networks and registers it;
+    the table's Clicks column tells the two kinds of click mode apart."""
+    from unittest import mock
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QFileDialog
+
+    from training.attach_clicks import attach
+    from training.store import Workspace
+    from viewer.app import make_app
+    from viewer.models_dialog import ModelsDialog
+
+    make_app()
+    auto = _tiny_model(tmp_path / "m" / "auto", 1)
+    js = attach(str(auto), str(_tiny_model(tmp_path / "m" / "c", 2)), str(tmp_path / "m" / "both"), "both", "cmd")
+    root = tmp_path / "ws"
+    with Workspace.open(root, create=True) as ws:
+        ws.register_model(auto)
+        models = ws.models()
+    dlg = ModelsDialog(models, None, workspace_root=root)
+    qtbot.addWidget(dlg)
+    with mock.patch.object(QFileDialog, "getOpenFileName", return_value=(str(js), "")):
+        qtbot.mouseClick(dlg.add_btn, Qt.MouseButton.LeftButton)
+    assert dlg.wait_done()
+    qtbot.waitUntil(lambda: dlg.table.rowCount() == 2)
+    clicks_col = [dlg.table.horizontalHeaderItem(j).text() for j in range(dlg.table.columnCount())].index("Clicks")
+    shown = {dlg.table.item(i, 1).text(): dlg.table.item(i, clicks_col).text() for i in range(2)}
+    assert shown == {"auto": "yes", "both": "own network"}
+    with Workspace.open(root) as ws:
+        assert [m["id"] for m in ws.models()] == ["auto", "both"]
+    # the same file with its click tensors cut off is refused with the reason, nothing registered
+    data = (tmp_path / "m" / "both.safetensors").read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    card = json.loads(js.read_text())
+    card["id"] = "cut"
+    (bad / "both.json").write_text(json.dumps(card))
+    (bad / "both.safetensors").write_bytes(data[: len(data) // 2])
+    dlg.add_model_file(bad / "both.json")
+    assert dlg.wait_done()
+    qtbot.waitUntil(lambda: dlg.add_btn.isEnabled())
+    assert dlg.message.text().startswith("Cannot add both.json:") and "sha256" in dlg.message.text()
+    with Workspace.open(root) as ws:
+        assert [m["id"] for m in ws.models()] == ["auto", "both"]

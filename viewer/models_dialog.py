@@ -47,6 +47,19 @@ def _val_dice(card: dict) -> str:
         if own and base else own
 
 
+def _click_mode(card: dict) -> str:
+    """Whether the model answers clicks, and with its own network (DESIGN-NOTES 26) or the one that
+    predicts the automatic mask."""
+    from model.card_file import has_click_network
+    from viewer.clicks import card_is_interactive
+
+    if not card_is_interactive(card):
+        return QCoreApplication.translate("ModelsDialog", "no")
+    if has_click_network(card):
+        return QCoreApplication.translate("ModelsDialog", "own network")
+    return QCoreApplication.translate("ModelsDialog", "yes")
+
+
 def check_and_register_model(workspace_root: Path, path: Path) -> str:
     """Check a model file like the predictor will load it, then register it; returns its id.
 
@@ -101,9 +114,12 @@ class ModelsDialog(QDialog):
                                "clinicians' revisions are never changed."))
         intro.setWordWrap(True)
         lay.addWidget(intro)
-        self.table = QTableWidget(0, 6)
+        self.table = QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(["", self.tr("Model"), self.tr("Parent"), self.tr("Held-out Dice"),
-                                              self.tr("Created"), self.tr("Training data")])
+                                              self.tr("Clicks"), self.tr("Created"), self.tr("Training data")])
+        self.table.horizontalHeaderItem(4).setToolTip(
+            self.tr("Click to correct: whether the model redraws the mask from clicks, and whether its click "
+                    "mode has a network of its own (the automatic mask then stays exactly the release's)"))
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -142,7 +158,8 @@ class ModelsDialog(QDialog):
             if isinstance(data, dict):
                 data = data.get("source") or data.get("kind") or ", ".join(f"{k}={v}" for k, v in list(data.items())[:2])
             created = i18n.stored_time(str(m["created_at"])) if m.get("created_at") else ""
-            values = ["●" if m.get("active") else "", m["id"], _parent_id(card), _val_dice(card), created, str(data)]
+            values = ["●" if m.get("active") else "", m["id"], _parent_id(card), _val_dice(card), _click_mode(card),
+                      created, str(data)]
             for j, v in enumerate(values):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.ItemDataRole.UserRole, m["id"])

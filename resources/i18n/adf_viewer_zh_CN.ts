@@ -876,6 +876,18 @@ Restore them as new revisions?</source>
         <translation>{own}（父版本 {base}）</translation>
     </message>
     <message>
+        <source>no</source>
+        <translation>无</translation>
+    </message>
+    <message>
+        <source>own network</source>
+        <translation>独立网络</translation>
+    </message>
+    <message>
+        <source>yes</source>
+        <translation>有</translation>
+    </message>
+    <message>
         <source>Model versions</source>
         <translation>模型版本</translation>
     </message>
@@ -902,6 +914,14 @@ Restore them as new revisions?</source>
     <message>
         <source>Training data</source>
         <translation>训练数据</translation>
+    </message>
+    <message>
+        <source>Clicks</source>
+        <translation>点击修正</translation>
+    </message>
+    <message>
+        <source>Click to correct: whether the model redraws the mask from clicks, and whether its click mode has a network of its own (the automatic mask then stays exactly the release&apos;s)</source>
+        <translation>点击修正：模型能否根据点击重新绘制掩膜，以及点击模式是否有独立的网络（此时自动掩膜与该版本发布时完全相同）</translation>
     </message>
     <message>
         <source>Activate selected</source>
