@@ -195,3 +195,31 @@ def test_held_out_summary_says_whether_the_new_version_beat_its_parent() -> None
     assert "not better than the base model's 0.790" in worse and "roll back" in worse
     assert held_out_summary({"val_dice": 0.5}) == " Held-out Dice 0.500."
     assert held_out_summary({}) == ""
+
+
+def test_live_plot_labels_the_loss_on_its_own_scale(qtbot) -> None:
+    """The loss is drawn to its own maximum; that maximum is painted in the loss's colour on the
+    right, and Dice's 0-1 on the left in Dice's colour (a flat loss is not read as Dice 1.0)."""
+    import qimage2ndarray
+
+    from viewer import i18n
+    from viewer.train_dialog import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(400, 180)
+    assert plot.axis_labels()["loss_top"] == ""  # nothing to scale yet
+    for loss, dice in ((0.25, 0.4), (0.18, 0.6), (0.12, 0.7)):
+        plot.add(loss, dice)
+    labels = plot.axis_labels()
+    assert labels["loss_top"] == i18n.number(0.25, 3) and labels["dice_top"] == i18n.number(1.0, 1)
+    qimg = plot.grab().toImage()
+    img = qimage2ndarray.rgb_view(qimg).copy()  # a view into qimg: keep qimg alive while copying
+
+    def has(colour, cols: slice) -> bool:
+        c = colour.red(), colour.green(), colour.blue()
+        return bool((np.abs(img[:30, cols].astype(int) - c).sum(-1) < 40).any())
+
+    assert has(LossPlot.LOSS_COLOUR, slice(-40, None)), "the loss's top value is painted on the right"
+    assert has(LossPlot.DICE_COLOUR, slice(0, 30)), "Dice's 1.0 is painted on the left in Dice's colour"
+    assert not has(LossPlot.LOSS_COLOUR, slice(0, 30))

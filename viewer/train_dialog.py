@@ -80,7 +80,13 @@ def trainer_environment() -> QProcessEnvironment:
 
 
 class LossPlot(QWidget):
-    """A minimal live plot: training loss and validation Dice per epoch (no plotting library)."""
+    """A minimal live plot: training loss and validation Dice per epoch (no plotting library).
+
+    Two scales, each labelled in its series' colour: Dice on the left (0 to 1), the loss on the
+    right (0 to its largest value so far), so a flat loss at the top is not read as Dice 1.0."""
+
+    LOSS_COLOUR = QColor(255, 170, 60)
+    DICE_COLOUR = QColor(90, 200, 255)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,22 +101,39 @@ class LossPlot(QWidget):
             self.dice.append(float(dice))
         self.update()
 
+    def loss_top(self) -> float:
+        """The loss at the top of the plot: the largest so far (1.0 before the first epoch)."""
+        return max(self.loss) if self.loss and max(self.loss) > 0 else 1.0
+
+    def axis_labels(self) -> dict[str, str]:
+        """The tick labels as painted: Dice's on the left, the loss's on the right."""
+        return {"dice_top": i18n.number(1.0, 1), "dice_bottom": i18n.integer(0),
+                "loss_top": i18n.number(self.loss_top(), 3) if self.loss else "",
+                "loss_bottom": i18n.integer(0) if self.loss else ""}
+
     def paintEvent(self, _event: Any) -> None:  # noqa: N802
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(22, 24, 27))
-        r = self.rect().adjusted(36, 10, -10, -22)
+        fm = p.fontMetrics()
+        labels = self.axis_labels()
+        right = max(fm.horizontalAdvance(labels["loss_top"]), 10) + 8
+        r = self.rect().adjusted(36, 10, -right, -22)
         p.setPen(QPen(QColor(90, 95, 105), 1))
         p.drawRect(r)
+        p.setPen(self.DICE_COLOUR)
+        p.drawText(4, r.top() + 10, labels["dice_top"])
+        p.drawText(4, r.bottom(), labels["dice_bottom"])
+        p.setPen(self.LOSS_COLOUR)
+        p.drawText(r.right() + 4, r.top() + 10, labels["loss_top"])
+        p.drawText(r.right() + 4, r.bottom(), labels["loss_bottom"])
         p.setPen(QColor(200, 200, 200))
-        p.drawText(4, r.top() + 10, "1.0")
-        p.drawText(4, r.bottom(), "0")
         p.drawText(r.left(), self.height() - 6, self.tr("epoch →"))
-        for series, colour, label, scale in ((self.loss, QColor(255, 170, 60), self.tr("loss"), max(self.loss or [1.0])),
-                                             (self.dice, QColor(90, 200, 255), self.tr("val Dice"), 1.0)):
+        for series, colour, label, scale in ((self.loss, self.LOSS_COLOUR, self.tr("loss"), self.loss_top()),
+                                             (self.dice, self.DICE_COLOUR, self.tr("val Dice"), 1.0)):
             if not series:
                 continue
             n = max(2, len(series))
-            pts = [QPointF(r.left() + i * r.width() / (n - 1), r.bottom() - (v / (scale or 1.0)) * r.height())
+            pts = [QPointF(r.left() + i * r.width() / (n - 1), r.bottom() - (v / scale) * r.height())
                    for i, v in enumerate(series)]
             p.setPen(QPen(colour, 2))
             p.drawPolyline(QPolygonF(pts))
