@@ -123,3 +123,42 @@ def apply_low_priority_request(environ: MutableMapping[str, str] | None = None) 
     if env.get(LOW_PRIORITY_ENV) == "1":
         return lower_priority()
     return False
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+HEAP_MMAP_THRESHOLD = 32 << 20   # glibc's largest allowed value (DEFAULT_MMAP_THRESHOLD_MAX on 64 bit)
+HEAP_TRIM_THRESHOLD = 128 << 20  # freed memory kept for reuse before it goes back to the system
+_MALLOC_SETTLED: bool | None = None
+
+
+def keep_freed_memory(environ: MutableMapping[str, str] | None = None) -> bool:
+    """glibc (Linux): serve the network's large per-pass buffers from the heap, not from fresh
+    pages that the kernel must zero on every pass; True when set.
+
+    Why: glibc hands out blocks above its mmap threshold (128 KiB at start) as new mappings and
+    unmaps them on free. It raises that threshold when a large block is freed, up to 32 MiB, so
+    the speed of every later prediction depended on what the process happened to free first: after
+    loading release 3's 21 MB weights file a click took ~120 ms at 1348x1076; after release 4's 42 MB
+    file (above 32 MiB, so no raise) ~150 ms, with inference and post-processing both slower
+    (docs/MODEL.md). Setting the thresholds fixes them (and stops the adjusting) whatever was
+    loaded. A user's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ wins; other C libraries
+    are left alone."""
+    global _MALLOC_SETTLED
+    env = os.environ if environ is None else environ
+    if _MALLOC_SETTLED is not None:
+        return _MALLOC_SETTLED
+    _MALLOC_SETTLED = False
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in env or "MALLOC_TRIM_THRESHOLD_" in env:
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    _MALLOC_SETTLED = bool(mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)) and \
+        bool(mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD))
+    return _MALLOC_SETTLED

@@ -37,7 +37,7 @@ import torch
 from model.adf import ADFNet
 from model.card import card_id, load_models, test_time_flips
 from model.config import ADFConfig
-from model.cpu_policy import app_threads
+from model.cpu_policy import app_threads, keep_freed_memory
 from model.postprocess import postprocess_mask
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ class Predictor:
 
         ``tta=False`` ignores the card's test-time flips (ablations, speed comparisons)."""
         default_threads()
+        keep_freed_memory()  # before the weights are read: the speed must not depend on their size
         dev, reason = choose_device(device)
         net, click_net, card = load_models(Path(path), map_location="cpu")
         pred = cls(net, card, dev, reason, tta=tta, click_net=click_net)

@@ -287,3 +287,47 @@ def test_first_start_shows_the_window_before_the_demo_is_built(qtbot, tmp_path, 
                     timeout=20000)
     builder.wait()
     win.close()
+
+
+_MALLINFO_PROBE = """
+import ctypes, json, sys
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+settled = None
+if sys.argv[1] == "settle":
+    from model.predictor import Predictor
+    Predictor.load(sys.argv[2], device="cpu")  # the predictor settles malloc before reading the weights
+    from model.cpu_policy import keep_freed_memory
+    settled = keep_freed_memory()
+import numpy as np
+before = libc.mallinfo2().hblkhd
+block = np.ones(8 << 20, np.uint8)  # the size of a full-frame probability map or an activation
+print(json.dumps({"settled": settled, "mapped": libc.mallinfo2().hblkhd - before}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["settle", "default", "user_env"])
+def test_large_buffers_come_from_the_heap_once_a_model_is_loaded(tmp_path: Path, mode: str) -> None:
+    """keep_freed_memory (called by Predictor.load): an 8 MiB buffer is served from the heap, not
+    mapped afresh (whose zeroed pages cost every pass; docs/MODEL.md, release 4 timing). Without it
+    glibc maps it; a user's MALLOC_MMAP_THRESHOLD_ is left to win."""
+    from model.adf import ADFNet
+    from model.card import save_model
+    from model.config import get_preset
+
+    cfg = get_preset("tiny")
+    model = save_model(ADFNet(cfg), cfg, tmp_path / "m", {"id": "m"})
+    env = _clean_env(PYTHONPATH=str(ROOT))
+    if mode == "user_env":
+        env["MALLOC_MMAP_THRESHOLD_"] = str(128 << 10)
+    out = subprocess.run([sys.executable, "-c", _MALLINFO_PROBE, "default" if mode == "default" else "settle",
+                          str(model)], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if mode == "settle":
+        assert res == {"settled": True, "mapped": 0}
+    else:
+        assert res["mapped"] >= 8 << 20 and res["settled"] in (None, False)
