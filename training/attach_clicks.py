@@ -47,6 +47,10 @@ def attach(auto_path: str, clicks_path: str, out: str, model_id: str, command: s
     new = {k: v for k, v in card.items() if k not in ("id", "created", "sha256", "weights", "params", "replaces")}
     new["id"] = model_id
     new["parent"] = {"id": card.get("id"), "sha256": card.get("sha256"), "path": str(auto_path)}
+    metrics = dict(card.get("metrics") or {})
+    if "val_dice" in metrics:  # the parent's automatic network is this one: same cases, same figure
+        metrics["parent_val_dice"] = metrics["val_dice"]
+    new["metrics"] = metrics
     new["interactive"] = {**{k: v for k, v in inter.items() if k not in ("network", "click_network")},
                           "network": "separate",
                           "click_network": {"id": ccard.get("id"), "sha256": ccard.get("sha256"),
