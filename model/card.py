@@ -7,13 +7,13 @@
 
 Loading trusts nothing: the card must parse and have every required key, the weights file
 must hash to the card's sha256, parse as safetensors, and carry exactly the tensor names and
-shapes of a freshly built network for the card's config.
+shapes of a freshly built network for the card's config.  Any problem raises ModelFileError
+with one line naming the file and what is wrong. Reading and checking the card itself needs no
+torch: model/card_file.py (re-exported here).
 
 A model may carry a second network of the same config for its click mode (DESIGN-NOTES 26): its
 tensors sit in the same file under ``clicks.`` and the card's ``interactive.network`` says
-"separate". One file, one hash: importing, copying and checking a model stay as they were.  Any problem raises ModelFileError
-with one line naming the file and what is wrong. Reading and checking the card itself needs no
-torch: model/card_file.py (re-exported here).
+"separate". One file, one hash: importing, copying and checking a model stay as they were.
 """
 from __future__ import annotations
 
