@@ -160,7 +160,7 @@ def main() -> int:
             before = score(model, rest_csv, args.scenario)
             for name, opts in configs.items():
                 v = args.visit_size if args.visit_size > 0 else k
-                patients = [(f"seq2" if v >= k else f"seq2-visit{j // v + 1}", frames[j:j + v]) for j in range(0, k, v)]
+                patients = [("seq2" if v >= k else f"seq2-visit{j // v + 1}", frames[j:j + v]) for j in range(0, k, v)]
                 ws_path = tmp / f"k{k}_{name}" / "ws"
                 with Workspace.open(ws_path, create=True) as ws:
                     for pid, group in [*patients, *normals]:

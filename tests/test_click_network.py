@@ -147,7 +147,7 @@ def test_first_masks_come_from_the_given_network_and_wrong_masks_from_other_samp
     masks = maps[:, 2] > 0.5
     from_own = [bool(torch.equal(masks[i], own[i])) for i in range(b)]
     empty = [not bool(masks[i].any()) for i in range(b)]
-    assert all(o or e for o, e in zip(from_own, empty)) and any(from_own)
+    assert all(o or e for o, e in zip(from_own, empty, strict=True)) and any(from_own)
 
     wrong = simulated_clicks(net, wli, nbi, present, None, target, 1.0, np.random.default_rng(5), rounds=0,
                              first_net=fixed, wrong_share=0.8)

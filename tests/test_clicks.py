@@ -288,7 +288,7 @@ def test_distill_holds_the_parents_automatic_output(interactive_model: Path, tmp
     free = _auto_drift(interactive_model, tmp_path / "free" / "free.json")
     held = _auto_drift(interactive_model, tmp_path / "held" / "held.json")
     assert held < 0.5 * free, (held, free)
-    epochs = [json.loads(l) for l in (tmp_path / "held" / "log.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line) for line in (tmp_path / "held" / "log.jsonl").read_text().splitlines()]
     assert any(e.get("loss_distill", 0) > 0 for e in epochs if e.get("event") == "epoch")
     card = json.loads((tmp_path / "held" / "held.json").read_text())
     assert "--distill 20" in card["command"] and card["training"]["distill_weight"] == 20
