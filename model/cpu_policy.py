@@ -140,7 +140,7 @@ def keep_freed_memory(environ: MutableMapping[str, str] | None = None) -> bool:
     Why: glibc hands out blocks above its mmap threshold (128 KiB at start) as new mappings and
     unmaps them on free. It raises that threshold when a large block is freed, up to 32 MiB, so
     the speed of every later prediction depended on what the process happened to free first: after
-    loading release 3's 21 MB weights file a click took ~120 ms at 1348x1076; after release 4's 42 MB
+    loading release 3's 21 MB weights file a click took ~120 ms at 1348x1076; after a 42 MB
     file (above 32 MiB, so no raise) ~150 ms, with inference and post-processing both slower
     (docs/MODEL.md). Setting the thresholds fixes them (and stops the adjusting) whatever was
     loaded. A user's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ wins; other C libraries

@@ -65,7 +65,16 @@ def test_attach_clicks_keeps_the_automatic_output_and_answers_clicks_with_the_ot
     ck = [Click(40, 30, True), Click(80, 60, False)]
     want = p_click.predict_clicks(img, None, None, ck, a.mask)
     got = p_both.predict_clicks(img, None, None, ck, b.mask)
-    assert np.array_equal(want.prob, got.prob), "clicks go to the click network"
+    # the click network is stored in float16: the same network with its weights rounded so
+    with torch.no_grad():
+        for v in p_click.click_net.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(v.half().float())
+    rounded = p_click.predict_clicks(img, None, None, ck, a.mask)
+    assert np.array_equal(rounded.prob, got.prob), "clicks go to the click network, as stored"
+    assert np.abs(want.prob.astype(int) - got.prob.astype(int)).max() <= 2, "float16 storage moves it little"
+    assert card["interactive"]["click_network"]["stored_dtype"] == "float16"
+    assert all(p.dtype == torch.float32 for p in p_both.click_net.parameters()), "computes in float32"
     assert not np.array_equal(p_auto.predict_clicks(img, None, None, ck, a.mask).prob, got.prob)
 
     # the trainer's --init (a clinic fine-tune) reads the automatic network only
@@ -83,8 +92,11 @@ def test_a_click_network_file_that_lies_is_refused(tmp_path: Path) -> None:
     js = attach(str(auto), str(_tiny_model(tmp_path / "c", 2)), str(tmp_path / "both"), "both", "cmd")
     net, click_net, _ = load_models(js)
     assert click_net is not None and click_net is not net
-    names = load_file(tmp_path / "both.safetensors").keys()
-    assert {k[len("clicks."):] for k in names if k.startswith("clicks.")} == set(net.state_dict())
+    stored = load_file(tmp_path / "both.safetensors")
+    assert {k[len("clicks."):] for k in stored if k.startswith("clicks.")} == set(net.state_dict())
+    assert {str(v.dtype) for k, v in stored.items() if k.startswith("clicks.") and v.is_floating_point()} == \
+        {"torch.float16"} and all(v.dtype == torch.float32 for k, v in stored.items()
+                                   if not k.startswith("clicks.") and v.is_floating_point())
     # the card without its "separate" claim no longer matches the tensors in the file
     card = json.loads(js.read_text())
     card["interactive"].pop("network")

@@ -57,6 +57,7 @@ def attach(auto_path: str, clicks_path: str, out: str, model_id: str, command: s
                                             "command": ccard.get("command"),
                                             "commands": ccard.get("commands"),
                                             "parent": ccard.get("parent"),
+                                            "stored_dtype": "float16",  # computes in float32 (model/card.py)
                                             **({"from_separate": True} if separate is not None else {})}}
     # "commands" stays the automatic network's training; how this model was put together:
     new["release_command"] = command
