@@ -30,16 +30,28 @@ TAU = 0.1
 MMD_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def seg_loss(logits: Tensor, target: Tensor, smooth: float = 1.0) -> tuple[Tensor, Tensor]:
-    """(BCE-with-logits mean, soft Dice loss averaged per image)."""
+def seg_loss(
+    logits: Tensor, target: Tensor, smooth: float = 1.0, fn_weight: float = 0.5
+) -> tuple[Tensor, Tensor]:
+    """(BCE-with-logits mean, soft Tversky loss averaged per image).
+
+    ``fn_weight`` is the Tversky weight of missed tumour (false negatives; false positives get
+    1 - fn_weight): 0.5 is exactly the soft Dice loss releases 1-4 trained with; above it the loss
+    trades specificity for sensitivity, the answer to a model that ranks a lesion right but
+    outlines too little of it (issue 15).
+    """
     logits = logits.float()
     target = target.float()
     bce = F.binary_cross_entropy_with_logits(logits, target)
     p = torch.sigmoid(logits).flatten(1)
     t = target.flatten(1)
-    inter = (p * t).sum(1)
-    dice = 1.0 - (2.0 * inter + smooth) / (p.sum(1) + t.sum(1) + smooth)
-    return bce, dice.mean()
+    tp = (p * t).sum(1)
+    fp = p.sum(1) - tp
+    fn = t.sum(1) - tp
+    # (TP + s/2) / (TP + 0.5 FP + 0.5 FN + s/2) == (2 TP + s) / (|P| + |T| + s): Dice at 0.5
+    half = 0.5 * smooth
+    tversky = 1.0 - (tp + half) / (tp + (1.0 - fn_weight) * fp + fn_weight * fn + half)
+    return bce, tversky.mean()
 
 
 def _cos(a: Tensor, b: Tensor) -> Tensor:
@@ -125,14 +137,17 @@ def aux_weight(progress: float) -> float:
     return MAX_AUX_WEIGHT * min(max(progress, 0.0) / 0.5, 1.0)
 
 
-def adf_loss(out, target: Tensor, progress: float, aux: bool = True, net=None) -> tuple[Tensor, dict[str, float]]:
+def adf_loss(
+    out, target: Tensor, progress: float, aux: bool = True, net=None, fn_weight: float = 0.5
+) -> tuple[Tensor, dict[str, float]]:
     """Combined ADF loss for an ADFOutput `out` and target (B,1,H,W) in {0,1}.
 
     aux=False gives the plain segmentation loss (ablation).  `net` is accepted for the
-    contract and unused: the pooling modules' outputs already travel in `out`.
+    contract and unused: the pooling modules' outputs already travel in `out`.  ``fn_weight``:
+    see ``seg_loss`` (0.5: Dice).
     Returns (total, parts) with parts as python floats for logging.
     """
-    bce, dice = seg_loss(out.logits, target)
+    bce, dice = seg_loss(out.logits, target, fn_weight=fn_weight)
     total = 0.5 * bce + 0.5 * dice
     parts = {"bce": float(bce.detach()), "dice": float(dice.detach())}
     if aux:

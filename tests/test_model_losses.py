@@ -30,6 +30,39 @@ def test_seg_loss_hand_values() -> None:
     assert dice.item() == pytest.approx(1 - 2 / 3.25, rel=1e-6)
 
 
+def test_tversky_at_half_is_the_dice_loss_and_weights_misses_above_it() -> None:
+    """fn_weight 0.5 is the soft Dice loss releases 1-4 trained with, on any input; above it a
+    prediction that misses lesion pixels costs more than one that adds as many outside it."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(4, 1, 9, 9, generator=g) * 3
+    target = (torch.rand(4, 1, 9, 9, generator=g) > 0.6).float()
+    target[3] = 0  # a tumour-free image
+    p, t = torch.sigmoid(logits).flatten(1), target.flatten(1)
+    dice_by_hand = (1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)).mean()
+    assert seg_loss(logits, target)[1].item() == pytest.approx(dice_by_hand.item(), rel=1e-6)
+    assert seg_loss(logits, target, fn_weight=0.5)[1].item() == pytest.approx(dice_by_hand.item(), rel=1e-6)
+    # hand values at 0.7: p = 0.5, 0.75 on target 1, 0 -> TP 0.5, FP 0.75, FN 0.5, smooth 1
+    hand_logits = torch.tensor([0.0, math.log(3.0)]).view(1, 1, 1, 2)
+    hand_target = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    expected = 1 - (0.5 + 0.5) / (0.5 + 0.3 * 0.75 + 0.7 * 0.5 + 0.5)
+    assert seg_loss(hand_logits, hand_target, fn_weight=0.7)[1].item() == pytest.approx(expected, rel=1e-6)
+    # a lesion of 8 pixels: missing 4 of them vs adding 4 outside it
+    lesion = torch.zeros(1, 1, 4, 4)
+    lesion[..., :2, :] = 1
+    under, over = lesion.clone(), lesion.clone()
+    under[..., 0, :] = 0
+    over[..., 2, :] = 1
+    big = 20.0  # saturated logits: probabilities 0/1
+
+    def loss(pred: torch.Tensor, w: float) -> float:
+        return seg_loss((pred * 2 - 1) * big, lesion, fn_weight=w)[1].item()
+
+    # Dice already prefers over- to under-segmentation by the same count (TP differs); the miss
+    # weight makes that preference much stronger
+    at_half = loss(under, 0.5) / loss(over, 0.5)
+    assert loss(under, 0.7) / loss(over, 0.7) > 1.5 * at_half > 1.5
+
+
 def test_align_diff_orth_hand_values() -> None:
     a = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])  # (1,2,2): two tokens
     b = torch.tensor([[[0.0, 1.0], [1.0, 1.0]]])
@@ -112,6 +145,15 @@ def _fake_out(present: list[bool]) -> ADFOutput:
         wli_pooled=[r(b, 10), r(b, 12)],
         nbi_pooled=[r(b, 10), r(b, 12)],
     )
+
+
+def test_adf_loss_passes_the_miss_weight_to_the_overlap_term() -> None:
+    out = _fake_out([True, True, True])
+    target = (torch.arange(48).view(3, 1, 4, 4) % 3 == 0).float()
+    _, at_half = adf_loss(out, target, progress=0.25)
+    _, recall = adf_loss(out, target, progress=0.25, fn_weight=0.8)
+    assert recall["dice"] == pytest.approx(seg_loss(out.logits, target, fn_weight=0.8)[1].item(), rel=1e-6)
+    assert recall["dice"] != pytest.approx(at_half["dice"], rel=1e-3)
 
 
 def test_adf_loss_combination() -> None:

@@ -370,7 +370,8 @@ def train_step(r: Run, batch: dict, lr: float) -> dict[str, float]:
             set_train_mode(r.net, r.freeze_norm)
     with r.prec.ctx():
         out = r.model(wli, nbi, present, wli_present, clicks)
-        loss, parts = losses.adf_loss(out, target, r.progress(), aux=not args.no_aux, net=r.net)
+        loss, parts = losses.adf_loss(out, target, r.progress(), aux=not args.no_aux, net=r.net,
+                                     fn_weight=getattr(args, "fn_weight", 0.5))
         if r.teacher is not None:
             loss = loss + args.distill * distill_term(r, out.logits, clicks, wli, nbi, present, wli_present, parts)
     r.opt.zero_grad(set_to_none=True)

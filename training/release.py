@@ -200,6 +200,8 @@ def model_card(r: Run, metrics: dict) -> dict:
             "select": args.select,
             "norm_stats": "frozen" if r.freeze_norm else "updated",
             "frozen_encoders": bool(args.freeze_encoders),
+            "overlap_loss": {"kind": "dice" if getattr(args, "fn_weight", 0.5) == 0.5 else "tversky",
+                             "fn_weight": getattr(args, "fn_weight", 0.5)},
             "distill_weight": getattr(args, "distill", 0.0),  # --distill: the parent's automatic output held
             "parent_blend": r.released_blend,
             "parent_blend_rule": ("auto: the best held-out score of " + "/".join(str(b) for b in BLEND_CANDIDATES)

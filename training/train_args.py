@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init: weight of a loss that holds the parent's automatic output on the "
                         "click-free samples (soft-target BCE to the frozen parent's probability; 0: off). "
                         "Lets a click fine-tune learn clicks without moving the automatic mode")
+    p.add_argument("--fn-weight", type=float, default=0.5, metavar="B",
+                   help="weight of missed tumour in the overlap loss (Tversky; false positives get 1 - B). "
+                        "0.5: the soft Dice loss (default); 0.7 trains for sensitivity, for a model that "
+                        "outlines too little of a lesion it found")
     p.add_argument("--tta-flips", default=None,
                    help="test-time flip views written to the card for the predictor to average "
                         "(none,h,v,hv; training always flips, so these are views the model has seen); "
@@ -136,6 +140,8 @@ def check_args(args: argparse.Namespace) -> list[str]:
         raise SystemExit("--distill must be 0 or more")
     if getattr(args, "distill", 0.0) > 0 and not args.init:
         raise SystemExit("--distill needs --init (the parent whose automatic output it holds)")
+    if not 0.0 < getattr(args, "fn_weight", 0.5) < 1.0:
+        raise SystemExit("--fn-weight must be between 0 and 1 (0.5: Dice)")
     if not 0.0 <= getattr(args, "wrong_masks", 0.0) <= 0.8:
         raise SystemExit("--wrong-masks must be in [0, 0.8]")
     if getattr(args, "first_masks_from", None) and args.interactive is not None and args.interactive <= 0:
