@@ -324,3 +324,31 @@ def test_training_runs_the_adf_losses_and_drops_each_stream(filled_workspace, tm
           if json.loads(x)["event"] == "epoch"]
     assert all("loss_align" in e and "loss_mmd" in e for e in ep)
     assert any(e["loss_align"] > 0 for e in ep) and max(e["loss_w"] for e in ep) > 0
+
+
+def _choose(tmp_path: Path, variants: list[dict]) -> dict:
+    import subprocess
+    import sys
+
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"model": "m", "csv": "c.csv", "n": 3, "variants": variants}))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "choose_operating_point.py"
+    out = subprocess.run([sys.executable, str(script), str(bench)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _variant(px: int, thr: float, dice: float, fpr: float, views: str = "none") -> dict:
+    return {"input_px": px, "views": views, "threshold": thr, "island_removal": True, "dice": dice,
+            "sensitivity": dice, "false_positive_rate": fpr}
+
+
+def test_operating_point_rule_keeps_the_false_positive_limit_and_falls_back_to_the_lowest(tmp_path: Path) -> None:
+    """The cross-fold choice: the best Dice within the false-positive limit; when a recording's few
+    tumour-free frames put every variant over it, the lowest false-positive rate competes, and the
+    output says the limit was not met (instead of stopping with no operating point)."""
+    within = _choose(tmp_path, [_variant(384, 0.2, 0.80, 0.5), _variant(384, 0.5, 0.70, 0.0),
+                                _variant(256, 0.4, 0.72, 0.0), _variant(512, 0.2, 0.9, 0.0)])
+    assert (within["input_px"], within["threshold"], within["fpr_limit_met"]) == (256, 0.4, True)
+    over = _choose(tmp_path, [_variant(384, 0.2, 0.80, 0.5), _variant(384, 0.7, 0.60, 1 / 6),
+                              _variant(256, 0.5, 0.65, 1 / 6), _variant(320, 0.3, 0.75, 2 / 6)])
+    assert (over["input_px"], over["threshold"], over["fpr_limit_met"]) == (256, 0.5, False)

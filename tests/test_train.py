@@ -187,3 +187,31 @@ def test_fn_weight_outside_0_1_is_refused(tmp_path, capsys):
     rc = main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "run"), "--fn-weight", "1", *FAST])
     assert rc == 2
     assert "--fn-weight" in _last_json(capsys.readouterr().out)["message"]
+
+
+def test_the_time_budget_counts_the_time_spent_loading_batches(filled_workspace, tmp_path, monkeypatch, capsys):
+    """--max-minutes is wall time: a run whose batches take long to load (augmentation on the main
+    process) stops at its budget, not after budget / (share of time spent in the network)."""
+    import time
+
+    from training.data import WorkspaceDataset
+    from training.train import main
+
+    slow_getitem = WorkspaceDataset.__getitem__
+
+    def getitem(self, i):
+        time.sleep(0.4)
+        return slow_getitem(self, i)
+
+    monkeypatch.setattr(WorkspaceDataset, "__getitem__", getitem)
+    t0 = time.monotonic()
+    rc = main(["--data", str(filled_workspace.root), "--epochs", "50", "--max-minutes", "0.05", "--out",
+               str(tmp_path / "run"), "--model-id", "budget", "--val-fraction", "0", *FAST])
+    wall = time.monotonic() - t0
+    assert rc == 0
+    done = _last_json(capsys.readouterr().out)
+    assert done["stopped_by"] == "time budget"
+    # 3 s of budget at >= 0.8 s of loading per batch of 2: a handful of steps, not 50 epochs
+    card = json.loads((tmp_path / "run" / "budget.json").read_text())
+    assert card["training"]["epochs_done"] <= 3, card["training"]["epochs_done"]
+    assert wall < 60

@@ -310,9 +310,9 @@ def train_epoch(r: Run, size: int) -> dict:
         n_img += batch["wli"].shape[0] * r.procs.world
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v)
-        dt = time.time() - t0
+        dt = time.time() - t_prev  # the batch's loading and augmentation are part of the wall time asked for
         if _DEBUG:
-            print(f"step {st.step} load {t0 - t_prev:.2f}s step {dt:.2f}s", file=sys.stderr, flush=True)
+            print(f"step {st.step} load {t0 - t_prev:.2f}s step {time.time() - t0:.2f}s", file=sys.stderr, flush=True)
         # a paused process (SIGSTOP) or a long stall must not eat the time budget
         r.ema_dt = dt if r.ema_dt is None else 0.9 * r.ema_dt + 0.1 * min(dt, 5 * r.ema_dt)
         st.elapsed += min(dt, max(5 * r.ema_dt, 1.0))
