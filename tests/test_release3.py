@@ -305,9 +305,9 @@ def test_training_runs_the_adf_losses_and_drops_each_stream(filled_workspace, tm
     calls: list[bool] = []
     orig_loss = losses.adf_loss
 
-    def spy_loss(out, target, progress, aux=True, net=None):
+    def spy_loss(out, target, progress, aux=True, net=None, fn_weight=0.5):
         calls.append(aux)
-        return orig_loss(out, target, progress, aux, net)
+        return orig_loss(out, target, progress, aux, net, fn_weight)
 
     monkeypatch.setattr(losses, "adf_loss", spy_loss)
     rc = main(["--data", str(filled_workspace.root), "--epochs", "6", "--out", str(tmp_path / "run"),
