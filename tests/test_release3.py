@@ -352,3 +352,24 @@ def test_operating_point_rule_keeps_the_false_positive_limit_and_falls_back_to_t
     over = _choose(tmp_path, [_variant(384, 0.2, 0.80, 0.5), _variant(384, 0.7, 0.60, 1 / 6),
                               _variant(256, 0.5, 0.65, 1 / 6), _variant(320, 0.3, 0.75, 2 / 6)])
     assert (over["input_px"], over["threshold"], over["fpr_limit_met"]) == (256, 0.5, False)
+
+
+def test_colour_match_diagnostic_moves_an_image_to_the_target_colour_statistics() -> None:
+    """benchmarks/diag_colour_match.py (issue 15's under-segmentation): the Reinhard transfer it
+    measures with gives an image the target recording's LAB mean and spread."""
+    import importlib.util
+
+    import numpy as np
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "diag_colour_match.py"
+    spec = importlib.util.spec_from_file_location("diag_colour_match", path)
+    diag = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diag)
+    rng = np.random.default_rng(0)
+    dark = (rng.random((64, 64, 3)) * 90 + 20).astype(np.uint8)
+    target = (np.array([150.0, 140.0, 135.0]), np.array([30.0, 6.0, 7.0]))
+    moved = diag.matched(dark, diag.lab_stats([dark]), target)
+    mean, std = diag.lab_stats([moved])
+    assert np.allclose(mean, target[0], atol=2.0), mean
+    assert np.allclose(std, target[1], atol=1.5), std
+    assert not np.allclose(diag.lab_stats([dark])[0], target[0], atol=10.0)

@@ -1,0 +1,89 @@
+"""Is a recording's under-segmentation its colour? A diagnostic that chooses nothing.
+
+Runs a model on the tumour frames of one recording as they are, after matching the recording's
+colour statistics to the recording the model trained on (Reinhard: LAB mean and standard deviation
+over all its frames), and after matching each image on its own (the form an app could use: it needs
+no other frame). Prints one JSON object: pixel sensitivity and Dice per variant.
+
+    .venv/bin/python benchmarks/diag_colour_match.py --model resources/models/adf-tiny \
+        --trained-on runs/eval/vocal_seq1.csv --measured-on runs/eval/vocal_seq2.csv
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model.predictor import Predictor  # noqa: E402
+from model.pseudo_nbi import pseudo_nbi  # noqa: E402
+
+VARIANTS = ("as_is", "recording_matched", "each_image_matched")
+
+
+def read_rows(csv_path: Path) -> list[dict[str, Path]]:
+    """The CSV's rows with paths resolved against the CSV's folder."""
+    with open(csv_path, newline="") as f:
+        return [{"wli": csv_path.parent / r["wli_path"], "label": csv_path.parent / r["label_path"]}
+                for r in csv.DictReader(f)]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def lab_stats(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """LAB mean and standard deviation over all pixels of the images."""
+    pixels = np.concatenate([cv2.cvtColor(im, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float64) for im in images])
+    return pixels.mean(0), pixels.std(0)
+
+
+def matched(rgb: np.ndarray, src: tuple[np.ndarray, np.ndarray], dst: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The image with its LAB statistics moved from ``src`` to ``dst`` (Reinhard colour transfer)."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float64)
+    lab = (lab - src[0]) / src[1] * dst[1] + dst[0]
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--trained-on", type=Path, required=True, help="CSV of the recording the model trained on")
+    ap.add_argument("--measured-on", type=Path, required=True, help="CSV of the recording it never saw")
+    args = ap.parse_args(argv)
+    trained = lab_stats([read_rgb(r["wli"]) for r in read_rows(args.trained_on)])
+    rows = read_rows(args.measured_on)
+    measured = lab_stats([read_rgb(r["wli"]) for r in rows])
+    predictor = Predictor.load(args.model, device="cpu")
+    scores: dict[str, dict[str, list[float]]] = {v: {"sensitivity": [], "dice": []} for v in VARIANTS}
+    for row in rows:
+        reference = cv2.imread(str(row["label"]), cv2.IMREAD_GRAYSCALE) > 127
+        if not reference.any():
+            continue
+        wli = read_rgb(row["wli"])
+        own = lab_stats([wli])
+        for variant, image in (("as_is", wli), ("recording_matched", matched(wli, measured, trained)),
+                               ("each_image_matched", matched(wli, own, trained))):
+            nbi, _ = pseudo_nbi(image, 0)
+            mask = predictor.predict(image, nbi).mask > 0
+            hit = float((mask & reference).sum())
+            scores[variant]["sensitivity"].append(hit / reference.sum())
+            scores[variant]["dice"].append(2 * hit / (mask.sum() + reference.sum()))
+    print(json.dumps({
+        "model": str(args.model), "trained_on": str(args.trained_on), "measured_on": str(args.measured_on),
+        "lab_mean_std": {"trained_on": [trained[0].round(1).tolist(), trained[1].round(1).tolist()],
+                         "measured_on": [measured[0].round(1).tolist(), measured[1].round(1).tolist()]},
+        "tumour_frames": len(scores["as_is"]["dice"]),
+        **{v: {k: round(float(np.mean(x)), 4) for k, x in s.items()} for v, s in scores.items()},
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
