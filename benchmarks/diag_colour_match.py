@@ -11,7 +11,6 @@ no other frame). Prints one JSON object: pixel sensitivity and Dice per variant.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -22,20 +21,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.predictor import Predictor  # noqa: E402
-from model.pseudo_nbi import pseudo_nbi  # noqa: E402
+from training.evaluate import prepare_inputs, read_cases  # noqa: E402
+from training.imageio import read_mask, read_rgb  # noqa: E402
+from training.metrics import case_metrics  # noqa: E402
 
 VARIANTS = ("as_is", "recording_matched", "each_image_matched")
-
-
-def read_rows(csv_path: Path) -> list[dict[str, Path]]:
-    """The CSV's rows with paths resolved against the CSV's folder."""
-    with open(csv_path, newline="") as f:
-        return [{"wli": csv_path.parent / r["wli_path"], "label": csv_path.parent / r["label_path"]}
-                for r in csv.DictReader(f)]
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 def lab_stats(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -57,24 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trained-on", type=Path, required=True, help="CSV of the recording the model trained on")
     ap.add_argument("--measured-on", type=Path, required=True, help="CSV of the recording it never saw")
     args = ap.parse_args(argv)
-    trained = lab_stats([read_rgb(r["wli"]) for r in read_rows(args.trained_on)])
-    rows = read_rows(args.measured_on)
-    measured = lab_stats([read_rgb(r["wli"]) for r in rows])
+    trained = lab_stats([read_rgb(r.wli) for r in read_cases(args.trained_on)])
+    rows = read_cases(args.measured_on)
+    measured = lab_stats([read_rgb(r.wli) for r in rows])
     predictor = Predictor.load(args.model, device="cpu")
     scores: dict[str, dict[str, list[float]]] = {v: {"sensitivity": [], "dice": []} for v in VARIANTS}
     for row in rows:
-        reference = cv2.imread(str(row["label"]), cv2.IMREAD_GRAYSCALE) > 127
+        reference = read_mask(row.label)
         if not reference.any():
             continue
-        wli = read_rgb(row["wli"])
-        own = lab_stats([wli])
+        wli = read_rgb(row.wli)
         for variant, image in (("as_is", wli), ("recording_matched", matched(wli, measured, trained)),
-                               ("each_image_matched", matched(wli, own, trained))):
-            nbi, _ = pseudo_nbi(image, 0)
-            mask = predictor.predict(image, nbi).mask > 0
-            hit = float((mask & reference).sum())
-            scores[variant]["sensitivity"].append(hit / reference.sum())
-            scores[variant]["dice"].append(2 * hit / (mask.sum() + reference.sum()))
+                               ("each_image_matched", matched(wli, lab_stats([wli]), trained))):
+            # pseudo-NBI from the rendered image and registered back, as every evaluation does
+            _, nbi, homography, _, _ = prepare_inputs(row, True, False, False, wli=image)
+            m = case_metrics(predictor.predict(image, nbi, homography).mask, reference)
+            scores[variant]["sensitivity"].append(m.sensitivity)
+            scores[variant]["dice"].append(m.dice)
     print(json.dumps({
         "model": str(args.model), "trained_on": str(args.trained_on), "measured_on": str(args.measured_on),
         "lab_mean_std": {"trained_on": [trained[0].round(1).tolist(), trained[1].round(1).tolist()],

@@ -145,6 +145,12 @@ def test_pseudo_nbi_is_seeded_per_case_and_switches_apply(tmp_path):
     assert h4.shape == (3, 3) and not np.allclose(h4, np.eye(3))  # registration ran
     _, n5, h5, _, _ = prepare_inputs(row, pseudo_nbi=True, wli_only=True, no_registration=False)
     assert n5 is None and h5 is None
+    # a re-rendered WLI (a diagnostic's colour transfer) gets its NBI made the same way from it
+    darker = (w1 // 2).astype(np.uint8)
+    w6, n6, _, _, _ = prepare_inputs(row, pseudo_nbi=True, wli_only=False, no_registration=True, wli=darker)
+    assert w6 is darker and not np.array_equal(n6, n1)
+    w7, n7, _, _, _ = prepare_inputs(row, True, False, True, wli=w1.copy())
+    assert np.array_equal(w7, w1) and np.array_equal(n7, n1)
 
 
 @pytest.fixture(scope="module")

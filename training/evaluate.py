@@ -85,12 +85,17 @@ def case_seed(name: str) -> int:
 
 
 def prepare_inputs(
-    row: CaseRow, pseudo_nbi: bool, wli_only: bool, no_registration: bool, other_device: bool = False
+    row: CaseRow, pseudo_nbi: bool, wli_only: bool, no_registration: bool, other_device: bool = False,
+    wli: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool, float]:
-    """(wli, nbi or None, homography NBI->WLI or None, synthetic?, registration ms)."""
+    """(wli, nbi or None, homography NBI->WLI or None, synthetic?, registration ms).
+
+    ``wli``: this image instead of the row's file (a diagnostic's re-rendering of it), so its
+    pseudo-NBI and registration are made exactly as an evaluation makes them."""
     from training.imageio import read_rgb
 
-    wli = read_rgb(row.wli)
+    if wli is None:
+        wli = read_rgb(row.wli)
     if other_device:
         from training.scope_aug import other_device as render
 
@@ -198,7 +203,8 @@ def write_per_case(path: str | Path, per_case: list[tuple[str, CaseMetrics]]) ->
             w.writerow([name, f"{m.dice:.6f}", f"{m.iou:.6f}", f"{m.hd95:.3f}", m.gt_area, m.pred_area])
 
 
-def _outline(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], thickness: int) -> None:
+def draw_outline(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], thickness: int) -> None:
+    """Draw the mask's outer contours onto ``img`` in place (reports and documentation figures)."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(img, contours, -1, colour, thickness)
 
@@ -243,8 +249,8 @@ def write_report(
             cv2.putText(nbi_w, "no NBI (WLI-only)", (10, h // 2), cv2.FONT_HERSHEY_SIMPLEX, max(0.5, w / 600), (255, 255, 255), 2)
         over = wli.copy()
         th = max(1, round(max(h, w) / 300))
-        _outline(over, gt, (0, 255, 0), th)
-        _outline(over, pred, (255, 0, 0), th)
+        draw_outline(over, gt, (0, 255, 0), th)
+        draw_outline(over, pred, (255, 0, 0), th)
         tiles = [_tile(x, tile_h) for x in (wli, nbi_w, over)]
         line = np.concatenate(tiles, axis=1)
         label = f"{tag} dice={m.dice:.3f} gt={m.gt_area} pred={m.pred_area} {name}" + (" [synthetic NBI]" if synth else "")
