@@ -131,6 +131,28 @@ def test_scope_augmentation_is_seeded_and_the_held_out_device_is_fixed() -> None
     assert d1[64, 64].max() > 0
 
 
+def test_scope_wide_renders_a_recording_as_dark_and_contrasted_as_seq2() -> None:
+    """seq2 is darker (LAB L mean 0.79x) and more contrasted (L std 1.38x) than seq1; "scope" never
+    draws that combination, "scope-wide" does, and the trainer's --aug accepts it."""
+    from training.data import AUG_PRESETS, photometric
+    from training.train_args import build_parser
+
+    img = cv2.resize(cv2.cvtColor(cv2.imread(str(ROOT / "tests/data/vf_0041.png")), cv2.COLOR_BGR2RGB), (128, 128))
+    base = cv2.cvtColor(img, cv2.COLOR_RGB2LAB)[..., 0].astype(float)
+
+    def seq2_like_share(preset: str) -> float:
+        rng, hits = np.random.default_rng(0), 0
+        for _ in range(400):
+            lum = cv2.cvtColor(photometric(img, rng, AUG_PRESETS[preset]), cv2.COLOR_RGB2LAB)[..., 0].astype(float)
+            hits += lum.mean() <= 0.85 * base.mean() and lum.std() >= 1.2 * base.std()
+        return hits / 400
+
+    assert seq2_like_share("scope") == 0.0
+    assert seq2_like_share("scope-wide") >= 0.03
+    assert AUG_PRESETS["scope-wide"].scope and AUG_PRESETS["scope-wide"].scale == AUG_PRESETS["scope"].scale
+    assert build_parser().parse_args(["--aug", "scope-wide"]).aug == "scope-wide"
+
+
 def test_by_lesion_size_bins_and_detection() -> None:
     from training.metrics import by_lesion_size, case_metrics
 

@@ -161,6 +161,11 @@ class AugmentConfig:
 AUG_PRESETS: dict[str, AugmentConfig] = {
     "basic": AugmentConfig(),
     "scope": AugmentConfig(scale=(0.6, 1.3), scope=True),
+    # Issue 15: the unseen recording seq2 is darker and more contrasted than seq1 (LAB L 102 vs
+    # 130) and matching its colour to seq1's lifted sensitivity 0.62 -> 0.76; "scope-wide" shows
+    # the network exposures and tone curves that far apart (gamma 0.61-1.65, contrast +-40 %).
+    "scope-wide": AugmentConfig(scale=(0.6, 1.3), scope=True, brightness=0.2, contrast=0.4, saturation=0.4,
+                                gamma=0.5),
 }
 
 

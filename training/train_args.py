@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the laryngeal recording a fold is measured on stays unseen until evaluation)")
     p.add_argument("--kvasir-val", default="val_choose", choices=["val", "val_choose", "val_report"],
                    help="public: which half of Kvasir's validation split training validates on")
-    p.add_argument("--aug", default="scope", choices=["basic", "scope"],
-                   help="augmentation: basic (releases 1-2) or scope (+ another endoscope's colour, light, "
-                        "blur, JPEG, resolution; wider zoom-out)")
+    p.add_argument("--aug", default="scope", choices=["basic", "scope", "scope-wide"],
+                   help="augmentation: basic (releases 1-2), scope (+ another endoscope's colour, light, "
+                        "blur, JPEG, resolution; wider zoom-out) or scope-wide (scope with exposure, gamma "
+                        "and contrast drawn from a range about 2.5x wider)")
     p.add_argument("--select", default="last", choices=["last", "best"],
                    help="weights released: the last epoch (default; the held-out cases then chose nothing) "
                         "or the best validation epoch (the validation figure is then optimistic)")
