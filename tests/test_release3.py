@@ -395,3 +395,24 @@ def test_colour_match_diagnostic_moves_an_image_to_the_target_colour_statistics(
     assert np.allclose(mean, target[0], atol=2.0), mean
     assert np.allclose(std, target[1], atol=1.5), std
     assert not np.allclose(diag.lab_stats([dark])[0], target[0], atol=10.0)
+
+
+def test_colour_diagnostic_training_set_statistics_leave_out_what_the_fold_measures_on(tmp_path: Path) -> None:
+    """--training-fold matches images to the statistics of the fold's training images only: the
+    recording it is measured on and Kvasir's validation images must not move them."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "diag_colour_match.py"
+    spec = importlib.util.spec_from_file_location("diag_colour_match", path)
+    diag = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diag)
+    shared = _fake_shared(tmp_path / "shared")
+    bright = np.full((24, 24, 3), 230, np.uint8)
+    for f in (shared / "vocalfolds" / "images" / "patient1" / "seq2").glob("*.png"):
+        cv2.imwrite(str(f), bright)  # measured on by fold a, trained on by fold b
+    for i in range(0, 20, 5):
+        cv2.imwrite(str(shared / "kvasir-seg-256" / "images" / f"k{i:02d}.jpg"), bright)  # Kvasir validation
+    grey_l = diag.lab_stats([np.full((24, 24, 3), 90, np.uint8)])[0][0]
+    fold_a, fold_b = diag.training_set_stats(shared, "a"), diag.training_set_stats(shared, "b")
+    assert abs(fold_a[0][0] - grey_l) < 1.0 and fold_a[1][0] < 1.0
+    assert fold_b[0][0] > grey_l + 10.0
