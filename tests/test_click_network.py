@@ -265,3 +265,31 @@ def test_models_dialog_adds_a_model_with_its_own_click_network_and_says_so(qtbot
     assert dlg.message.text().startswith("Cannot add both.json:") and "sha256" in dlg.message.text()
     with Workspace.open(root) as ws:
         assert [m["id"] for m in ws.models()] == ["auto", "both"]
+
+
+def test_blend_writes_parent_plus_share_of_the_fine_tune_and_says_so(tmp_path: Path, capsys) -> None:
+    """``python -m training blend``: every float tensor is parent + share x (model - parent), the card
+    keeps the fine-tuned run's commands and records the blend; a share outside [0, 1] is refused."""
+    from training.__main__ import main
+
+    parent, tuned = _tiny_model(tmp_path / "parent", 1, interactive=False), _tiny_model(tmp_path / "tuned", 2, False)
+    rc = main(["blend", "--parent", str(parent), "--model", str(tuned), "--share", "0.25",
+               "--out", str(tmp_path / "rel" / "mix"), "--id", "mix-1"])
+    assert rc == 0
+    js = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"])
+    card = json.loads(js.read_text())
+    assert card["id"] == "mix-1" and card["commands"] == ["made by seed 2"]
+    assert card["blend"]["share"] == 0.25 and card["blend"]["parent"]["id"] == "parent"
+    assert card["blend"]["fine_tuned"]["sha256"] == json.loads(tuned.read_text())["sha256"]
+    assert card["blend"]["command"].startswith("python -m training blend ")
+    (p_net, _), (t_net, _), (m_net, _) = load_model(parent), load_model(tuned), load_model(js)
+    checked = 0
+    for name, w in m_net.state_dict().items():
+        if w.is_floating_point():
+            p, t = p_net.state_dict()[name], t_net.state_dict()[name]
+            assert torch.allclose(w, p + 0.25 * (t - p), atol=1e-6), name
+            checked += int(not torch.equal(p, t))
+    assert checked > 10, "the two networks differ, so the blend is tested"
+    assert main(["blend", "--parent", str(parent), "--model", str(tuned), "--share", "1.5",
+                 "--out", str(tmp_path / "bad"), "--id", "bad"]) == 2
+    assert not (tmp_path / "bad.json").exists()

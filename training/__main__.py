@@ -1,5 +1,5 @@
 """``python -m training <command> ...``: import | train | evaluate | evaluate-clicks | export |
-attach-clicks.
+attach-clicks | blend.
 
 Each command's module is imported only when that command runs (train/evaluate/export pull in
 torch; import does not), so a missing or broken module gives a one-line error, not a traceback.
@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate-clicks": ("training.evaluate_clicks", "a robot clinician corrects cases with clicks (NoC@85/90)"),
     "export": ("training.export", "export a workspace's approved masks / a dataset"),
     "attach-clicks": ("training.attach_clicks", "one model from an automatic network and a click network"),
+    "blend": ("training.blend", "parent + share x (fine-tuned - parent), as a model of its own"),
 }
 
 

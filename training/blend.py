@@ -1,0 +1,65 @@
+"""``python -m training blend``: parent + share x (fine-tuned - parent), as a model of its own.
+
+Why: the trainer releases a weight-space blend when it fine-tunes (``--parent-blend``, WiSE-FT),
+but the share it can choose from inside one run is judged on that run's own validation. Issue 15's
+r8a gained on the recording it never saw and lost on Kvasir; which share to keep had to be chosen
+after the run, on data of both folds (docs/MODEL.md). This writes that blend as a model whose card
+says what it is: the fine-tuned run's card (its training commands), the blend's parent and share,
+and the command that made it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training blend", description=__doc__.splitlines()[0])
+    p.add_argument("--parent", required=True, help="the model the fine-tune started from (.json card or stem)")
+    p.add_argument("--model", required=True, help="the fine-tuned model; its card is kept")
+    p.add_argument("--share", required=True, type=float, help="0 = the parent, 1 = the fine-tuned model")
+    p.add_argument("--out", required=True, help="output stem (path without extension)")
+    p.add_argument("--id", required=True, help="the new model's id")
+    return p
+
+
+def blend_models(parent_path: str, model_path: str, share: float, out: str, model_id: str, command: str) -> Path:
+    """Write the blended model; returns its card's path. ValueError when the two do not fit."""
+    from model.card import load_model, save_model
+    from training.release import blend_with_parent
+
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"--share must be within [0, 1], got {share}")
+    parent, parent_card = load_model(parent_path)
+    net, card = load_model(model_path)
+    if parent.cfg != net.cfg:
+        raise ValueError("the two networks differ in their config (preset, size or inputs); only a model and "
+                         "the parent it was fine-tuned from can be blended")
+    blend_with_parent(net, parent.state_dict(), share)
+    new = {k: v for k, v in card.items() if k not in ("id", "created", "sha256", "weights", "params", "replaces")}
+    new["id"] = model_id
+    new["blend"] = {"share": share, "parent": {"id": parent_card.get("id"), "sha256": parent_card.get("sha256"),
+                                               "path": str(parent_path)},
+                    "fine_tuned": {"id": card.get("id"), "sha256": card.get("sha256"), "path": str(model_path)},
+                    "command": command}
+    return save_model(net, net.cfg, out, new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "python -m training blend " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        js = blend_models(args.parent, args.model, args.share, args.out, args.id, command)
+    except (OSError, ValueError) as e:  # ModelFileError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        print(json.dumps({"error": str(e)}), flush=True)
+        return 2
+    print(json.dumps({"model": str(js), "id": args.id}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
