@@ -12,9 +12,6 @@ network's card with ``"network": "separate"`` and where it came from.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
-import sys
 from pathlib import Path
 
 
@@ -69,16 +66,11 @@ def attach(auto_path: str, clicks_path: str, out: str, model_id: str, command: s
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.model_cli import command_line, report_written_model
+
     args = build_parser().parse_args(argv)
-    command = "python -m training attach-clicks " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        js = attach(args.model, args.clicks, args.out, args.id, command, args.note, args.replaces)
-    except (OSError, ValueError) as e:  # ModelFileError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        print(json.dumps({"error": str(e)}), flush=True)
-        return 2
-    print(json.dumps({"model": str(js), "id": args.id}), flush=True)
-    return 0
+    command = command_line("attach-clicks", argv)
+    return report_written_model(lambda: attach(args.model, args.clicks, args.out, args.id, command, args.note, args.replaces), args.id)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,6 @@ and the command that made it.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
-import sys
 from pathlib import Path
 
 
@@ -49,16 +46,11 @@ def blend_models(parent_path: str, model_path: str, share: float, out: str, mode
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.model_cli import command_line, report_written_model
+
     args = build_parser().parse_args(argv)
-    command = "python -m training blend " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        js = blend_models(args.parent, args.model, args.share, args.out, args.id, command)
-    except (OSError, ValueError) as e:  # ModelFileError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        print(json.dumps({"error": str(e)}), flush=True)
-        return 2
-    print(json.dumps({"model": str(js), "id": args.id}), flush=True)
-    return 0
+    command = command_line("blend", argv)
+    return report_written_model(lambda: blend_models(args.parent, args.model, args.share, args.out, args.id, command), args.id)
 
 
 if __name__ == "__main__":
