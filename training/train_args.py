@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aug", default="scope", choices=["basic", "scope", "scope-wide"],
                    help="augmentation: basic (releases 1-2), scope (+ another endoscope's colour, light, "
                         "blur, JPEG, resolution; wider zoom-out) or scope-wide (scope with exposure, gamma "
-                        "and contrast drawn from a range about 2.5x wider)")
+                        "and contrast drawn 1.3-2.5x wider; release 5)")
     p.add_argument("--select", default="last", choices=["last", "best"],
                    help="weights released: the last epoch (default; the held-out cases then chose nothing) "
                         "or the best validation epoch (the validation figure is then optimistic)")
