@@ -31,6 +31,7 @@ def attach(auto_path: str, clicks_path: str, out: str, model_id: str, command: s
            notes: list[str] | None = None, replaces: str | None = None) -> Path:
     """Write the combined model; returns its card's path. ValueError when the two do not fit."""
     from model.card import load_models, save_model
+    from training.model_cli import derived_card
 
     net, _, card = load_models(auto_path)
     own, separate, ccard = load_models(clicks_path)
@@ -41,8 +42,7 @@ def attach(auto_path: str, clicks_path: str, out: str, model_id: str, command: s
     if click_net.cfg != net.cfg:
         raise ValueError("the two networks differ in their config (preset, size or inputs); a click network "
                          "must have the automatic network's config")
-    new = {k: v for k, v in card.items() if k not in ("id", "created", "sha256", "weights", "params", "replaces")}
-    new["id"] = model_id
+    new = derived_card(card, model_id)
     new["parent"] = {"id": card.get("id"), "sha256": card.get("sha256"), "path": str(auto_path)}
     metrics = dict(card.get("metrics") or {})
     if "val_dice" in metrics:  # the parent's automatic network is this one: same cases, same figure

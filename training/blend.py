@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 def blend_models(parent_path: str, model_path: str, share: float, out: str, model_id: str, command: str) -> Path:
     """Write the blended model; returns its card's path. ValueError when the two do not fit."""
     from model.card import load_model, save_model
+    from training.model_cli import derived_card
     from training.release import blend_with_parent
 
     if not 0.0 <= share <= 1.0:
@@ -36,8 +37,7 @@ def blend_models(parent_path: str, model_path: str, share: float, out: str, mode
         raise ValueError("the two networks differ in their config (preset, size or inputs); only a model and "
                          "the parent it was fine-tuned from can be blended")
     blend_with_parent(net, parent.state_dict(), share)
-    new = {k: v for k, v in card.items() if k not in ("id", "created", "sha256", "weights", "params", "replaces")}
-    new["id"] = model_id
+    new = derived_card(card, model_id)
     new["blend"] = {"share": share, "parent": {"id": parent_card.get("id"), "sha256": parent_card.get("sha256"),
                                                "path": str(parent_path)},
                     "fine_tuned": {"id": card.get("id"), "sha256": card.get("sha256"), "path": str(model_path)},
