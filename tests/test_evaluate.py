@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -139,8 +140,11 @@ def test_pseudo_nbi_is_seeded_per_case_and_switches_apply(tmp_path):
     w1, n1, h1, synth, _ = prepare_inputs(row, pseudo_nbi=True, wli_only=False, no_registration=True)
     _, n2, _, _, _ = prepare_inputs(row, pseudo_nbi=True, wli_only=False, no_registration=True)
     assert synth and n1 is not None and np.array_equal(n1, n2) and np.array_equal(h1, np.eye(3))
-    _, n3, _, _, _ = prepare_inputs(CaseRow("b/vf.png", src, None, src), True, False, True)
-    assert not np.array_equal(n1, n3)  # another case, another warp
+    _, n3, _, _, _ = prepare_inputs(CaseRow("b/vf.png", src.parent / "vf_0055.png", None, src), True, False, True)
+    assert not np.array_equal(n1, n3)  # another image, another warp
+    # the same image listed under another path string (a CSV in another folder): the same draw
+    _, n3b, _, _, _ = prepare_inputs(CaseRow("../../elsewhere/vf.png", src, None, src), True, False, True)
+    assert np.array_equal(n1, n3b)
     _, n4, h4, _, _ = prepare_inputs(row, pseudo_nbi=True, wli_only=False, no_registration=False)
     assert h4.shape == (3, 3) and not np.allclose(h4, np.eye(3))  # registration ran
     _, n5, h5, _, _ = prepare_inputs(row, pseudo_nbi=True, wli_only=True, no_registration=False)
@@ -216,3 +220,25 @@ def test_cli_bad_csv_is_a_clear_error(tiny_model, tmp_path, capsys):
     bad.write_text("image,mask\na.png,b.png\n")
     assert main(["--model", str(tiny_model), "--csv", str(bad)]) == 2
     assert "wli_path" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+
+
+def test_a_case_scores_the_same_whichever_folder_its_csv_lives_in(tiny_model, tmp_path, capsys):
+    """The pseudo-NBI, noise and other-device draws follow the image, not the CSV's path string:
+    two CSVs listing the same cases from different folders (relative paths of different text)
+    give the same figures to the last digit, the NBI-noise check included."""
+    data = Path(__file__).parent / "data"
+    figures = []
+    for folder in (tmp_path / "a", tmp_path / "deeper" / "still" / "b"):
+        folder.mkdir(parents=True)
+        with open(folder / "vf.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["wli_path", "nbi_path", "label_path"])
+            for n in ("vf_0041", "vf_0055"):
+                w.writerow([os.path.relpath(data / f"{n}.png", folder), "",
+                            os.path.relpath(data / f"{n}_mask.png", folder)])
+        assert main(["--model", str(tiny_model), "--csv", str(folder / "vf.csv"), "--device", "cpu",
+                     "--no-progress", "--pseudo-nbi", "--other-device"]) == 0
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        figures.append((res["dice"], res["dice_nbi_noise"], res["iou"]))
+    assert figures[0][1] is not None
+    assert figures[0] == figures[1]
