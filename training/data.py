@@ -378,6 +378,7 @@ class PublicDataset(PairDataset):
         cache_px: int = 320,
         fold: str = "legacy",
         kvasir_val: str = "val",
+        copy_paste: float = 0.0,
         **kw,
     ) -> None:
         kw.setdefault("train", split == "train")
@@ -390,6 +391,7 @@ class PublicDataset(PairDataset):
         self.fold = fold
         self.kvasir_val = kvasir_val
         self.misregistration = misregistration
+        self.copy_paste = float(copy_paste)
         base: list[PublicItem] = []
         unknown = set(which) - {"kvasir", "vocalfolds"}
         if unknown:
@@ -410,6 +412,9 @@ class PublicDataset(PairDataset):
         for j, it in enumerate(base):
             self.index += [j] * (rep if it.group == "vocal_tumour" else 1)
         self._cache = [self._decode(it, cache_px) for it in base]
+        # the training recording's lesions, pasted onto laryngeal frames (--copy-paste)
+        self._lesion_sources = [j for j, it in enumerate(base)
+                                if it.group == "vocal_tumour" and self._cache[j][0][2].any()]
 
     @staticmethod
     def _decode(item: PublicItem, cache_px: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -446,14 +451,26 @@ class PublicDataset(PairDataset):
         """
         j = self.index[i]
         levels = self._cache[j]
-        wli, nbi, mask = levels[0]
-        if self.size <= max(levels[1][0].shape[:2]):  # the half level is big enough
-            wli, nbi, mask = levels[1]
+        level = 1 if self.size <= max(levels[1][0].shape[:2]) else 0  # the half level is big enough
+        wli, nbi, mask = levels[level]
+        if (self.train and self.copy_paste > 0 and self._lesion_sources
+                and self.items[j].group.startswith("vocal") and rng.random() < self.copy_paste):
+            wli, nbi, mask = self._paste(wli, nbi, mask, level, rng)
         hh, ww = wli.shape[:2]
         res = np.eye(3)
         if self.misregistration > 0:
             res = random_residual_homography(hh, ww, rng, self.misregistration)
         return wli, nbi, res, mask, self.items[j].group
+
+    def _paste(self, wli: np.ndarray, nbi: np.ndarray, mask: np.ndarray, level: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A random training lesion pasted into this frame; its pseudo-NBI made from the result."""
+        from model.pseudo_nbi import nbi_colour
+        from training.copy_paste import paste_lesion
+
+        src_wli, _, src_mask = self._cache[self._lesion_sources[int(rng.integers(len(self._lesion_sources)))]][level]
+        out, out_mask, pasted = paste_lesion(wli, mask, src_wli, src_mask, rng)
+        return (out, nbi_colour(out), out_mask) if pasted else (wli, nbi, mask)
 
     def describe(self) -> dict:
         names = [self.items[j].name for j in self.index]
@@ -464,6 +481,7 @@ class PublicDataset(PairDataset):
             "fold": self.fold,
             "laryngeal_tumour_sequences": list(FOLDS[self.fold][0 if self.split == "train" else 1]),
             "kvasir": "train" if self.split == "train" else self.kvasir_val,
+            "copy_paste": self.copy_paste if self.train else 0.0,
             "n_items": len(self.index),
             "n_unique": len(self.items),
             "groups": {g: self.groups().count(g) for g in sorted(set(self.groups()))},

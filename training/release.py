@@ -196,6 +196,7 @@ def model_card(r: Run, metrics: dict) -> dict:
             "modality_dropout": args.modality_dropout,
             "wli_dropout": r.wli_drop,
             "augmentation": args.aug,
+            "copy_paste": getattr(args, "copy_paste", 0.0),
             "fold": args.fold if r.kind == "public" else None,
             "select": args.select,
             "norm_stats": "frozen" if r.freeze_norm else "updated",

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation: basic (releases 1-2), scope (+ another endoscope's colour, light, "
                         "blur, JPEG, resolution; wider zoom-out) or scope-wide (scope with exposure, gamma "
                         "and contrast drawn 1.3-2.5x wider; release 5)")
+    p.add_argument("--copy-paste", type=float, default=0.0, metavar="P",
+                   help="public: the share of laryngeal training frames that get one of the training recording's "
+                        "lesions pasted elsewhere (resized, flipped, Poisson-blended; training/copy_paste.py)")
     p.add_argument("--select", default="last", choices=["last", "best"],
                    help="weights released: the last epoch (default; the held-out cases then chose nothing) "
                         "or the best validation epoch (the validation figure is then optimistic)")

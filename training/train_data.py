@@ -30,6 +30,7 @@ def build_datasets(args, cfg, size: int, val_size: int):
             size=size,
             fold=args.fold,
             aug=train_aug,
+            copy_paste=getattr(args, "copy_paste", 0.0),
             **common,
         )
         val_which = tuple(w.strip() for w in args.val_which.split(",") if w.strip() and w.strip() in which)

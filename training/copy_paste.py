@@ -1,0 +1,109 @@
+"""Lesion copy-paste: a training recording's tumour placed elsewhere, blended into the mucosa.
+
+Why (issue 15): with one laryngeal recording per fold, the network learns that recording's one
+lesion in its one context, and on the other recording it misses tiny lesions (fold b on seq1)
+and calls the flatter, redder part of a lesion normal mucosa (fold a on seq2). Pasting the
+training lesion at another place, size and orientation, on the recording's own frames or on a
+tumour-free recording's, shows it in contexts and at scales the recording never had. The paste
+is a Poisson blend (``cv2.seamlessClone``, Perez et al. 2003): it keeps the lesion's texture
+(its gradients) and takes its low-frequency colour from the mucosa it lands on, so each paste
+is also a lesion of another colour. Copy-paste as augmentation: Ghiasi et al., CVPR 2021.
+No torch, no Qt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["CopyPasteConfig", "paste_lesion"]
+
+
+@dataclass(frozen=True)
+class CopyPasteConfig:
+    """How a lesion is resized and where it may land."""
+
+    scale: tuple[float, float] = (0.5, 1.4)  # log-uniform factor on the lesion's size
+    ring_px: int = 3  # mucosa around the lesion the blend is solved over (its boundary colour)
+    tries: int = 10  # positions drawn before giving up on this sample
+    min_brightness: float = 0.6  # landing spot's mean grey >= this x the source ring's: not in the dark lumen
+    own_colour: tuple[float, float] = (0.25, 1.0)  # share of the lesion's own colour kept over the blend's
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+
+
+def paste_lesion(
+    dst: np.ndarray,
+    dst_mask: np.ndarray,
+    src: np.ndarray,
+    src_mask: np.ndarray,
+    rng: np.random.Generator,
+    cfg: CopyPasteConfig = CopyPasteConfig(),
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(image, mask, pasted): ``src``'s lesion blended into ``dst`` away from ``dst``'s lesion.
+
+    ``dst``/``src`` are RGB uint8, the masks boolean of the images' sizes. The new mask is the
+    union of ``dst_mask`` and the pasted lesion; when no landing spot fits (lesion too big,
+    frame all lumen), ``dst`` and ``dst_mask`` come back unchanged with ``pasted`` False.
+    """
+    if not src_mask.any():
+        return dst, dst_mask, False
+    ring = cfg.ring_px
+    y0, y1, x0, x1 = _bbox(src_mask)
+    pad = ring + 2
+    sy0, sy1 = max(0, y0 - pad), min(src.shape[0], y1 + pad)
+    sx0, sx1 = max(0, x0 - pad), min(src.shape[1], x1 + pad)
+    patch = src[sy0:sy1, sx0:sx1]
+    lesion = src_mask[sy0:sy1, sx0:sx1].astype(np.uint8)
+    s = float(np.exp(rng.uniform(np.log(cfg.scale[0]), np.log(cfg.scale[1]))))
+    ph, pw = max(3, round(patch.shape[0] * s)), max(3, round(patch.shape[1] * s))
+    patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    lesion = cv2.resize(lesion, (pw, ph), interpolation=cv2.INTER_NEAREST)
+    if rng.random() < 0.5:
+        patch, lesion = patch[:, ::-1], lesion[:, ::-1]
+    if rng.random() < 0.5:
+        patch, lesion = patch[::-1], lesion[::-1]
+    patch, lesion = np.ascontiguousarray(patch), np.ascontiguousarray(lesion)  # cv2 misreads flipped views
+    if not lesion.any():
+        return dst, dst_mask, False
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1, 2 * ring + 1))
+    blend = cv2.dilate(lesion, kernel) > 0
+    grey_src = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    ring_mean = float(grey_src[blend & (lesion == 0)].mean()) if (blend & (lesion == 0)).any() else float(grey_src.mean())
+    h, w = dst.shape[:2]
+    if ph + 4 > h or pw + 4 > w:
+        return dst, dst_mask, False
+    grey_dst = cv2.cvtColor(dst, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    keep_out = cv2.dilate(dst_mask.astype(np.uint8), kernel) > 0
+    for _ in range(cfg.tries):
+        ty, tx = int(rng.integers(2, h - ph - 1)), int(rng.integers(2, w - pw - 1))
+        if (keep_out[ty:ty + ph, tx:tx + pw] & blend).any():
+            continue
+        if grey_dst[ty:ty + ph, tx:tx + pw][blend].mean() < cfg.min_brightness * ring_mean:
+            continue
+        # src, mask and dst in one frame, so seamlessClone's placement (the mask's bounding box
+        # centred on p) is the identity and the label lands exactly where the lesion does
+        canvas = dst.copy()
+        canvas[ty:ty + ph, tx:tx + pw] = patch
+        blend_full = np.zeros((h, w), np.uint8)
+        blend_full[ty:ty + ph, tx:tx + pw] = blend.astype(np.uint8) * 255
+        by0, by1, bx0, bx1 = _bbox(blend_full)
+        centre = (bx0 + (bx1 - 1 - bx0) // 2, by0 + (by1 - 1 - by0) // 2)
+        # (seamlessClone writes into the mask it is given: hand it a copy)
+        poisson = cv2.seamlessClone(canvas, dst, blend_full.copy(), centre, cv2.NORMAL_CLONE).astype(np.float32)
+        # the Poisson blend alone can fade a pale lesion into the mucosa it is labelled apart
+        # from; keep a random share of its own colour, and touch nothing outside the blend
+        # region (seamlessClone rewrites its whole bounding box slightly)
+        own = rng.uniform(*cfg.own_colour)
+        weight = cv2.GaussianBlur(blend_full.astype(np.float32) / 255.0, (0, 0), 1.0)[..., None]
+        weight[blend_full == 0] = 0.0
+        mixed = own * canvas.astype(np.float32) + (1.0 - own) * poisson
+        out = np.clip(weight * mixed + (1.0 - weight) * dst.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+        new_mask = dst_mask.copy()
+        new_mask[ty:ty + ph, tx:tx + pw] |= lesion > 0
+        return out, new_mask, True
+    return dst, dst_mask, False
