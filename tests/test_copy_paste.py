@@ -99,6 +99,14 @@ def test_the_training_set_pastes_its_lesions_onto_laryngeal_frames_only() -> Non
     val = PublicDataset(PUBLIC_MINI, "val", which=("vocalfolds",), copy_paste=1.0, **common)
     assert [float(val[i]["mask"].sum()) > 0 for i in range(len(val))] == [True, False, True, False, False]
     assert pasting.describe()["copy_paste"] == 1.0 and val.describe()["copy_paste"] == 0.0
+    # --copy-paste-onto tumour: the tumour-free recordings stay pure negatives, the tumour frames still paste
+    onto_tumour = PublicDataset(PUBLIC_MINI, "train", copy_paste=1.0, copy_paste_onto="tumour", **common)
+    assert all(float(onto_tumour[i]["mask"].sum()) == 0 for i in negatives)
+    tumour = [i for i, g in enumerate(groups) if g == "vocal_tumour"]
+    grown = [onto_tumour.load(i, np.random.default_rng(i))[3].sum() > plain.load(i, np.random.default_rng(i))[3].sum()
+             for i in tumour]  # the frames as cached, before the geometric augmentation
+    assert sum(grown) >= len(tumour) - 1
+    assert onto_tumour.describe()["copy_paste_onto"] == "tumour"
 
 
 def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> None:
@@ -106,9 +114,10 @@ def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> 
 
     out = tmp_path / "run"
     rc = main(["--data", "public", "--shared-root", str(PUBLIC_MINI), "--fold", "a", "--epochs", "1",
-               "--copy-paste", "0.5", "--out", str(out), "--model-id", "cp-test", "--input-size", "64",
+               "--copy-paste", "0.5", "--copy-paste-onto", "tumour", "--out", str(out), "--model-id", "cp-test", "--input-size", "64",
                "--batch-size", "4", "--no-tqdm", "--threads", "1", "--workers", "0"])
     assert rc == 0
     card = json.loads((out / "cp-test.json").read_text())
     assert card["training"]["copy_paste"] == 0.5
     assert card["training_data"]["train"]["copy_paste"] == 0.5
+    assert card["training"]["copy_paste_onto"] == "tumour" == card["training_data"]["train"]["copy_paste_onto"]

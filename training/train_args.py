@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copy-paste", type=float, default=0.0, metavar="P",
                    help="public: the share of laryngeal training frames that get one of the training recording's "
                         "lesions pasted elsewhere (resized, flipped, Poisson-blended; training/copy_paste.py)")
+    p.add_argument("--copy-paste-onto", default="laryngeal", choices=["laryngeal", "tumour"],
+                   help="public: which frames take a paste: every laryngeal frame, or only the tumour recording's "
+                        "(the tumour-free recordings stay pure negatives)")
     p.add_argument("--select", default="last", choices=["last", "best"],
                    help="weights released: the last epoch (default; the held-out cases then chose nothing) "
                         "or the best validation epoch (the validation figure is then optimistic)")
