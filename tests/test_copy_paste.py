@@ -107,6 +107,8 @@ def test_the_training_set_pastes_its_lesions_onto_laryngeal_frames_only() -> Non
              for i in tumour]  # the frames as cached, before the geometric augmentation
     assert sum(grown) >= len(tumour) - 1
     assert onto_tumour.describe()["copy_paste_onto"] == "tumour"
+    with pytest.raises(ValueError, match="share of frames"):
+        PublicDataset(PUBLIC_MINI, "train", copy_paste=5, **common)
 
 
 def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> None:

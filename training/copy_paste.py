@@ -67,7 +67,7 @@ def paste_lesion(
         patch, lesion = patch[:, ::-1], lesion[:, ::-1]
     if rng.random() < 0.5:
         patch, lesion = patch[::-1], lesion[::-1]
-    patch, lesion = np.ascontiguousarray(patch), np.ascontiguousarray(lesion)  # cv2 misreads flipped views
+    patch, lesion = np.ascontiguousarray(patch), np.ascontiguousarray(lesion)  # cv2 wants contiguous buffers
     if not lesion.any():
         return dst, dst_mask, False
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1, 2 * ring + 1))

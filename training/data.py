@@ -393,6 +393,8 @@ class PublicDataset(PairDataset):
         self.kvasir_val = kvasir_val
         self.misregistration = misregistration
         self.copy_paste = float(copy_paste)
+        if not 0.0 <= self.copy_paste <= 1.0:
+            raise ValueError(f"copy_paste is a share of frames, 0..1 (got {copy_paste})")
         if copy_paste_onto not in ("laryngeal", "tumour"):
             raise ValueError("copy_paste_onto must be 'laryngeal' or 'tumour'")
         # "tumour": only the tumour recording's frames take a paste, the tumour-free ones stay pure negatives
