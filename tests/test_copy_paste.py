@@ -123,3 +123,15 @@ def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> 
     assert card["training"]["copy_paste"] == 0.5
     assert card["training_data"]["train"]["copy_paste"] == 0.5
     assert card["training"]["copy_paste_onto"] == "tumour" == card["training_data"]["train"]["copy_paste_onto"]
+
+
+@pytest.mark.parametrize("extra, message", [(["--data", "public", "--copy-paste", "1.5"], "0 to 1"),
+                                            (["--copy-paste", "0.5"], "needs --data public")])
+def test_copy_paste_out_of_range_or_off_the_public_set_is_refused(tmp_path: Path, capsys, extra, message) -> None:
+    from training.train import main
+
+    args = ["--data", str(tmp_path / "some-export"), "--epochs", "1", "--out", str(tmp_path / "run"), "--no-tqdm"]
+    rc = main(args + extra)
+    assert rc == 2
+    last = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")][-1]
+    assert message in last["message"]

@@ -149,6 +149,10 @@ def check_args(args: argparse.Namespace) -> list[str]:
         raise SystemExit("--distill needs --init (the parent whose automatic output it holds)")
     if not 0.0 < getattr(args, "fn_weight", 0.5) < 1.0:
         raise SystemExit("--fn-weight must be between 0 and 1 (0.5: Dice)")
+    if not 0.0 <= getattr(args, "copy_paste", 0.0) <= 1.0:
+        raise SystemExit("--copy-paste is the share of laryngeal frames that take a paste: 0 to 1")
+    if getattr(args, "copy_paste", 0.0) > 0 and args.data != "public":
+        raise SystemExit("--copy-paste pastes the public set's laryngeal lesions: it needs --data public")
     if not 0.0 <= getattr(args, "wrong_masks", 0.0) <= 0.8:
         raise SystemExit("--wrong-masks must be in [0, 0.8]")
     if getattr(args, "first_masks_from", None) and args.interactive is not None and args.interactive <= 0:
