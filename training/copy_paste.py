@@ -31,11 +31,6 @@ class CopyPasteConfig:
     own_colour: tuple[float, float] = (0.25, 1.0)  # share of the lesion's own colour kept over the blend's
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-
-
 def paste_lesion(
     dst: np.ndarray,
     dst_mask: np.ndarray,
@@ -53,7 +48,8 @@ def paste_lesion(
     if not src_mask.any():
         return dst, dst_mask, False
     ring = cfg.ring_px
-    y0, y1, x0, x1 = _bbox(src_mask)
+    x0, y0, bw, bh = cv2.boundingRect(src_mask.astype(np.uint8))
+    y1, x1 = y0 + bh, x0 + bw
     pad = ring + 2
     sy0, sy1 = max(0, y0 - pad), min(src.shape[0], y1 + pad)
     sx0, sx1 = max(0, x0 - pad), min(src.shape[1], x1 + pad)
@@ -91,8 +87,8 @@ def paste_lesion(
         canvas[ty:ty + ph, tx:tx + pw] = patch
         blend_full = np.zeros((h, w), np.uint8)
         blend_full[ty:ty + ph, tx:tx + pw] = blend.astype(np.uint8) * 255
-        by0, by1, bx0, bx1 = _bbox(blend_full)
-        centre = (bx0 + (bx1 - 1 - bx0) // 2, by0 + (by1 - 1 - by0) // 2)
+        bx, by, bw, bh = cv2.boundingRect(blend_full)
+        centre = (bx + (bw - 1) // 2, by + (bh - 1) // 2)
         # (seamlessClone writes into the mask it is given: hand it a copy)
         poisson = cv2.seamlessClone(canvas, dst, blend_full.copy(), centre, cv2.NORMAL_CLONE).astype(np.float32)
         # the Poisson blend alone can fade a pale lesion into the mucosa it is labelled apart

@@ -399,6 +399,7 @@ class PublicDataset(PairDataset):
             raise ValueError("copy_paste_onto must be 'laryngeal' or 'tumour'")
         # "tumour": only the tumour recording's frames take a paste, the tumour-free ones stay pure negatives
         self.copy_paste_onto = copy_paste_onto
+        self._paste_groups = ("vocal_tumour",) if copy_paste_onto == "tumour" else ("vocal_tumour", "vocal_neg")
         base: list[PublicItem] = []
         unknown = set(which) - {"kvasir", "vocalfolds"}
         if unknown:
@@ -461,16 +462,13 @@ class PublicDataset(PairDataset):
         level = 1 if self.size <= max(levels[1][0].shape[:2]) else 0  # the half level is big enough
         wli, nbi, mask = levels[level]
         if (self.train and self.copy_paste > 0 and self._lesion_sources
-                and self.items[j].group in self._paste_groups() and rng.random() < self.copy_paste):
+                and self.items[j].group in self._paste_groups and rng.random() < self.copy_paste):
             wli, nbi, mask = self._paste(wli, nbi, mask, level, rng)
         hh, ww = wli.shape[:2]
         res = np.eye(3)
         if self.misregistration > 0:
             res = random_residual_homography(hh, ww, rng, self.misregistration)
         return wli, nbi, res, mask, self.items[j].group
-
-    def _paste_groups(self) -> tuple[str, ...]:
-        return ("vocal_tumour",) if self.copy_paste_onto == "tumour" else ("vocal_tumour", "vocal_neg")
 
     def _paste(self, wli: np.ndarray, nbi: np.ndarray, mask: np.ndarray, level: int,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
