@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.copy_paste import CopyPasteConfig, paste_lesion
+from training.copy_paste import CopyPasteConfig, decoy_region, paste_lesion
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MINI = ROOT / "tests" / "data" / "public_mini"
@@ -76,6 +76,47 @@ def test_no_paste_without_a_lesion_a_bright_spot_or_room() -> None:
     assert not pasted and np.array_equal(out, small)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_decoy_is_normal_mucosa_in_a_lesion_s_shape_pasted_without_a_label(seed: int) -> None:
+    """decoy_region cuts a lesion-shaped piece clear of the source's own lesion; pasted with
+    label=False it changes the pixels of its blend region only and leaves the mask as it was."""
+    src, src_mask = _lesion_frame()
+    shape = np.zeros_like(src_mask)
+    cv2.circle(shape.view(np.uint8), (30, 30), 9, 1, -1)
+    cfg = CopyPasteConfig()
+    rng = np.random.default_rng(seed)
+    region = decoy_region(src, src_mask, shape, rng, cfg)
+    assert region is not None and region.sum() == shape.sum()  # the shape, moved
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cfg.ring_px + 5, 2 * cfg.ring_px + 5))
+    assert not (cv2.dilate(src_mask.astype(np.uint8), kernel).astype(bool) & region).any()  # not the lesion
+    dst = _mucosa(seed=20 + seed)
+    dst_mask = np.zeros(dst.shape[:2], bool)
+    dst_mask[90:110, 120:150] = True
+    out, mask, pasted = paste_lesion(dst, dst_mask, src, region, rng, cfg, label=False)
+    assert pasted and np.array_equal(mask, dst_mask)  # the label did not move
+    changed = np.abs(out.astype(int) - dst.astype(int)).max(axis=2) > 0
+    assert changed.sum() > 0.5 * region.sum() * cfg.scale[0] ** 2
+    assert not changed[dst_mask].any()  # the frame's own lesion untouched
+    # the same draws with label=True label exactly what changed (so the decoy is a real paste)
+    out2, mask2, _ = paste_lesion(dst, dst_mask, src, region, np.random.default_rng(seed + 100), cfg, label=True)
+    assert (mask2 & ~dst_mask).any()
+
+
+def test_no_decoy_where_the_source_has_no_room_or_no_shape() -> None:
+    src, src_mask = _lesion_frame()
+    rng = np.random.default_rng(0)
+    assert decoy_region(src, src_mask, np.zeros_like(src_mask), rng) is None
+    everywhere = np.ones_like(src_mask)  # the source is all lesion: nowhere normal to cut
+    shape = np.zeros_like(src_mask)
+    shape[10:30, 10:30] = True
+    assert decoy_region(src, everywhere, shape, rng) is None
+    half_lumen = src.copy()
+    half_lumen[:, :80] //= 8  # the left half is the dark lumen: a decoy is cut from the lit mucosa only
+    regions = [decoy_region(half_lumen, src_mask, shape, np.random.default_rng(seed)) for seed in range(12)]
+    assert all(r is not None and r[:, :80].sum() < 0.5 * r.sum() for r in regions)
+    assert decoy_region(src, src_mask, np.ones_like(src_mask), rng) is None  # bigger than the frame
+
+
 def test_the_training_set_pastes_its_lesions_onto_laryngeal_frames_only() -> None:
     """public_mini fold a: seq1's lesions land on the tumour-free training frames with
     --copy-paste 1 (their pseudo-NBI made from the pasted frame); never on Kvasir, never in validation."""
@@ -111,22 +152,58 @@ def test_the_training_set_pastes_its_lesions_onto_laryngeal_frames_only() -> Non
         PublicDataset(PUBLIC_MINI, "train", copy_paste=5, **common)
 
 
+def test_decoys_change_laryngeal_frames_but_never_their_labels() -> None:
+    """--copy-paste-decoys 1 on public_mini fold a: every tumour-free frame keeps an empty mask and
+    the tumour frames their own mask, but the pixels (and the pseudo-NBI made from them) change;
+    Kvasir and validation are untouched."""
+    from training.data import PublicDataset
+
+    common = {"size": 64, "fold": "a", "seed": 3}
+    decoyed = PublicDataset(PUBLIC_MINI, "train", copy_paste_decoys=1.0, **common)
+    plain = PublicDataset(PUBLIC_MINI, "train", **common)
+    groups = decoyed.groups()
+    laryngeal = [i for i, g in enumerate(groups) if g in ("vocal_neg", "vocal_tumour")]
+    kvasir = [i for i, g in enumerate(groups) if g == "kvasir"]
+    assert laryngeal and kvasir
+    moved = 0
+    for i in laryngeal:
+        wli_d, nbi_d, _, mask_d, _ = decoyed.load(i, np.random.default_rng(i))
+        wli_p, nbi_p, _, mask_p, _ = plain.load(i, np.random.default_rng(i))
+        assert np.array_equal(mask_d, mask_p)
+        if not np.array_equal(wli_d, wli_p):
+            moved += 1
+            assert not np.array_equal(nbi_d, nbi_p)
+    assert moved >= len(laryngeal) - 1  # a decoy may find no spot; on these frames almost always does
+    for i in kvasir:
+        assert np.array_equal(decoyed.load(i, np.random.default_rng(i))[0], plain.load(i, np.random.default_rng(i))[0])
+    val = PublicDataset(PUBLIC_MINI, "val", which=("vocalfolds",), copy_paste_decoys=1.0, **common)
+    val_plain = PublicDataset(PUBLIC_MINI, "val", which=("vocalfolds",), **common)
+    assert all(np.array_equal(val.load(i, np.random.default_rng(i))[0], val_plain.load(i, np.random.default_rng(i))[0])
+               for i in range(len(val)))
+    assert decoyed.describe()["copy_paste_decoys"] == 1.0 and val.describe()["copy_paste_decoys"] == 0.0
+    with pytest.raises(ValueError, match="share of frames"):
+        PublicDataset(PUBLIC_MINI, "train", copy_paste_decoys=-0.1, **common)
+
+
 def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> None:
     from training.train import main
 
     out = tmp_path / "run"
     rc = main(["--data", "public", "--shared-root", str(PUBLIC_MINI), "--fold", "a", "--epochs", "1",
-               "--copy-paste", "0.5", "--copy-paste-onto", "tumour", "--out", str(out), "--model-id", "cp-test", "--input-size", "64",
+               "--copy-paste", "0.5", "--copy-paste-onto", "tumour", "--copy-paste-decoys", "0.25", "--out", str(out), "--model-id", "cp-test", "--input-size", "64",
                "--batch-size", "4", "--no-tqdm", "--threads", "1", "--workers", "0"])
     assert rc == 0
     card = json.loads((out / "cp-test.json").read_text())
     assert card["training"]["copy_paste"] == 0.5
     assert card["training_data"]["train"]["copy_paste"] == 0.5
     assert card["training"]["copy_paste_onto"] == "tumour" == card["training_data"]["train"]["copy_paste_onto"]
+    assert card["training"]["copy_paste_decoys"] == 0.25 == card["training_data"]["train"]["copy_paste_decoys"]
 
 
 @pytest.mark.parametrize("extra, message", [(["--data", "public", "--copy-paste", "1.5"], "0 to 1"),
-                                            (["--copy-paste", "0.5"], "needs --data public")])
+                                            (["--copy-paste", "0.5"], "needs --data public"),
+                                            (["--data", "public", "--copy-paste-decoys", "2"], "0 to 1"),
+                                            (["--copy-paste-decoys", "0.5"], "needs --data public")])
 def test_copy_paste_out_of_range_or_off_the_public_set_is_refused(tmp_path: Path, capsys, extra, message) -> None:
     from training.train import main
 

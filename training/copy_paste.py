@@ -8,7 +8,10 @@ tumour-free recording's, shows it in contexts and at scales the recording never 
 is a Poisson blend (``cv2.seamlessClone``, Perez et al. 2003): it keeps the lesion's texture
 (its gradients) and takes its low-frequency colour from the mucosa it lands on, so each paste
 is also a lesion of another colour. Copy-paste as augmentation: Ghiasi et al., CVPR 2021.
-No torch, no Qt.
+Decoys (``decoy_region``): the same cut-and-blend of a lesion-shaped piece of *normal* mucosa,
+label unchanged. Without them the network can learn "a patch that does not match its
+surroundings is tumour" (a shortcut the pastes teach), and it then marks whitish specular
+spots and pale patches on tumour-free mucosa (r11 on seq6). No torch, no Qt.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["CopyPasteConfig", "paste_lesion"]
+__all__ = ["CopyPasteConfig", "decoy_region", "paste_lesion"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,14 @@ def paste_lesion(
     src_mask: np.ndarray,
     rng: np.random.Generator,
     cfg: CopyPasteConfig = CopyPasteConfig(),
+    label: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(image, mask, pasted): ``src``'s lesion blended into ``dst`` away from ``dst``'s lesion.
 
     ``dst``/``src`` are RGB uint8, the masks boolean of the images' sizes. The new mask is the
-    union of ``dst_mask`` and the pasted lesion; when no landing spot fits (lesion too big,
-    frame all lumen), ``dst`` and ``dst_mask`` come back unchanged with ``pasted`` False.
+    union of ``dst_mask`` and the pasted lesion (``label`` False: ``dst_mask`` unchanged, the
+    piece is a decoy); when no landing spot fits (lesion too big, frame all lumen), ``dst`` and
+    ``dst_mask`` come back unchanged with ``pasted`` False.
     """
     if not src_mask.any():
         return dst, dst_mask, False
@@ -100,6 +105,44 @@ def paste_lesion(
         mixed = own * canvas.astype(np.float32) + (1.0 - own) * poisson
         out = np.clip(weight * mixed + (1.0 - weight) * dst.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
         new_mask = dst_mask.copy()
-        new_mask[ty:ty + ph, tx:tx + pw] |= lesion > 0
+        if label:
+            new_mask[ty:ty + ph, tx:tx + pw] |= lesion > 0
         return out, new_mask, True
     return dst, dst_mask, False
+
+
+def decoy_region(
+    src: np.ndarray,
+    src_mask: np.ndarray,
+    shape: np.ndarray,
+    rng: np.random.Generator,
+    cfg: CopyPasteConfig = CopyPasteConfig(),
+) -> np.ndarray | None:
+    """A lesion-shaped region of ``src``'s normal mucosa to cut as a decoy, or None if none fits.
+
+    ``shape`` is a lesion mask (any frame's); its outline is placed at a random spot of ``src``
+    clear of ``src``'s own lesion (``src_mask``, with the blend ring) and out of the dark lumen.
+    The region is then cut and pasted like a lesion (``paste_lesion(..., label=False)``).
+    """
+    if not shape.any():
+        return None
+    x0, y0, bw, bh = cv2.boundingRect(shape.astype(np.uint8))
+    outline = shape[y0:y0 + bh, x0:x0 + bw]
+    h, w = src.shape[:2]
+    pad = cfg.ring_px + 2
+    if bh + 2 * pad >= h or bw + 2 * pad >= w:
+        return None
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1, 2 * pad + 1))
+    keep_out = cv2.dilate(src_mask.astype(np.uint8), kernel) > 0
+    grey = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    lit = float(np.percentile(grey, 75))  # the lit mucosa's level, whatever share of the frame is lumen
+    for _ in range(cfg.tries):
+        ty, tx = int(rng.integers(pad, h - bh - pad)), int(rng.integers(pad, w - bw - pad))
+        if (keep_out[ty:ty + bh, tx:tx + bw] & outline).any():
+            continue
+        if grey[ty:ty + bh, tx:tx + bw][outline].mean() < cfg.min_brightness * lit:
+            continue
+        region = np.zeros((h, w), bool)
+        region[ty:ty + bh, tx:tx + bw] = outline
+        return region
+    return None

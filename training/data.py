@@ -380,6 +380,7 @@ class PublicDataset(PairDataset):
         kvasir_val: str = "val",
         copy_paste: float = 0.0,
         copy_paste_onto: str = "laryngeal",
+        copy_paste_decoys: float = 0.0,
         **kw,
     ) -> None:
         kw.setdefault("train", split == "train")
@@ -395,6 +396,9 @@ class PublicDataset(PairDataset):
         self.copy_paste = float(copy_paste)
         if not 0.0 <= self.copy_paste <= 1.0:
             raise ValueError(f"copy_paste is a share of frames, 0..1 (got {copy_paste})")
+        self.copy_paste_decoys = float(copy_paste_decoys)
+        if not 0.0 <= self.copy_paste_decoys <= 1.0:
+            raise ValueError(f"copy_paste_decoys is a share of frames, 0..1 (got {copy_paste_decoys})")
         if copy_paste_onto not in ("laryngeal", "tumour"):
             raise ValueError("copy_paste_onto must be 'laryngeal' or 'tumour'")
         # "tumour": only the tumour recording's frames take a paste, the tumour-free ones stay pure negatives
@@ -423,6 +427,8 @@ class PublicDataset(PairDataset):
         # the training recording's lesions, pasted onto laryngeal frames (--copy-paste)
         self._lesion_sources = [j for j, it in enumerate(base)
                                 if it.group == "vocal_tumour" and self._cache[j][0][2].any()]
+        # decoys (--copy-paste-decoys): normal mucosa of any laryngeal training frame, cut in a lesion's shape
+        self._decoy_sources = [j for j, it in enumerate(base) if it.group in ("vocal_tumour", "vocal_neg")]
 
     @staticmethod
     def _decode(item: PublicItem, cache_px: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -461,24 +467,36 @@ class PublicDataset(PairDataset):
         levels = self._cache[j]
         level = 1 if self.size <= max(levels[1][0].shape[:2]) else 0  # the half level is big enough
         wli, nbi, mask = levels[level]
-        if (self.train and self.copy_paste > 0 and self._lesion_sources
-                and self.items[j].group in self._paste_groups and rng.random() < self.copy_paste):
-            wli, nbi, mask = self._paste(wli, nbi, mask, level, rng)
+        if self.train and self._lesion_sources:
+            wli, nbi, mask = self._pastes(j, wli, nbi, mask, level, rng)
         hh, ww = wli.shape[:2]
         res = np.eye(3)
         if self.misregistration > 0:
             res = random_residual_homography(hh, ww, rng, self.misregistration)
         return wli, nbi, res, mask, self.items[j].group
 
-    def _paste(self, wli: np.ndarray, nbi: np.ndarray, mask: np.ndarray, level: int,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A random training lesion pasted into this frame; its pseudo-NBI made from the result."""
+    def _pastes(self, j: int, wli: np.ndarray, nbi: np.ndarray, mask: np.ndarray, level: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A random training lesion (--copy-paste) and a decoy of normal mucosa (--copy-paste-decoys)
+        pasted into this laryngeal frame, each by its own draw; the pseudo-NBI re-made from the result."""
         from model.pseudo_nbi import nbi_colour
-        from training.copy_paste import paste_lesion
+        from training.copy_paste import decoy_region, paste_lesion
 
-        src_wli, _, src_mask = self._cache[self._lesion_sources[int(rng.integers(len(self._lesion_sources)))]][level]
-        out, out_mask, pasted = paste_lesion(wli, mask, src_wli, src_mask, rng)
-        return (out, nbi_colour(out), out_mask) if pasted else (wli, nbi, mask)
+        group = self.items[j].group
+        changed = False
+        if self.copy_paste > 0 and group in self._paste_groups and rng.random() < self.copy_paste:
+            src_wli, _, src_mask = self._cache[self._lesion_sources[int(rng.integers(len(self._lesion_sources)))]][level]
+            wli, mask, pasted = paste_lesion(wli, mask, src_wli, src_mask, rng)
+            changed |= pasted
+        if (self.copy_paste_decoys > 0 and group in ("vocal_tumour", "vocal_neg")
+                and rng.random() < self.copy_paste_decoys):
+            shape = self._cache[self._lesion_sources[int(rng.integers(len(self._lesion_sources)))]][level][2]
+            src_wli, _, src_mask = self._cache[self._decoy_sources[int(rng.integers(len(self._decoy_sources)))]][level]
+            region = decoy_region(src_wli, src_mask, shape, rng)
+            if region is not None:
+                wli, mask, pasted = paste_lesion(wli, mask, src_wli, region, rng, label=False)
+                changed |= pasted
+        return (wli, nbi_colour(wli), mask) if changed else (wli, nbi, mask)
 
     def describe(self) -> dict:
         names = [self.items[j].name for j in self.index]
@@ -491,6 +509,7 @@ class PublicDataset(PairDataset):
             "kvasir": "train" if self.split == "train" else self.kvasir_val,
             "copy_paste": self.copy_paste if self.train else 0.0,
             "copy_paste_onto": self.copy_paste_onto,
+            "copy_paste_decoys": self.copy_paste_decoys if self.train else 0.0,
             "n_items": len(self.index),
             "n_unique": len(self.items),
             "groups": {g: self.groups().count(g) for g in sorted(set(self.groups()))},

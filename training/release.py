@@ -198,6 +198,7 @@ def model_card(r: Run, metrics: dict) -> dict:
             "augmentation": args.aug,
             "copy_paste": getattr(args, "copy_paste", 0.0),
             "copy_paste_onto": getattr(args, "copy_paste_onto", "laryngeal"),
+            "copy_paste_decoys": getattr(args, "copy_paste_decoys", 0.0),
             "fold": args.fold if r.kind == "public" else None,
             "select": args.select,
             "norm_stats": "frozen" if r.freeze_norm else "updated",

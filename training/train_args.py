@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copy-paste-onto", default="laryngeal", choices=["laryngeal", "tumour"],
                    help="public: which frames take a paste: every laryngeal frame, or only the tumour recording's "
                         "(the tumour-free recordings stay pure negatives)")
+    p.add_argument("--copy-paste-decoys", type=float, default=0.0, metavar="D",
+                   help="public: the share of laryngeal training frames that get a decoy: a lesion-shaped piece of "
+                        "normal mucosa cut and blended the same way, label unchanged, so a patch that does not "
+                        "match its surroundings is not tumour by itself")
     p.add_argument("--select", default="last", choices=["last", "best"],
                    help="weights released: the last epoch (default; the held-out cases then chose nothing) "
                         "or the best validation epoch (the validation figure is then optimistic)")
@@ -153,6 +157,10 @@ def check_args(args: argparse.Namespace) -> list[str]:
         raise SystemExit("--copy-paste is the share of laryngeal frames that take a paste: 0 to 1")
     if getattr(args, "copy_paste", 0.0) > 0 and args.data != "public":
         raise SystemExit("--copy-paste pastes the public set's laryngeal lesions: it needs --data public")
+    if not 0.0 <= getattr(args, "copy_paste_decoys", 0.0) <= 1.0:
+        raise SystemExit("--copy-paste-decoys is the share of laryngeal frames that take a decoy: 0 to 1")
+    if getattr(args, "copy_paste_decoys", 0.0) > 0 and args.data != "public":
+        raise SystemExit("--copy-paste-decoys cuts the public set's laryngeal frames: it needs --data public")
     if not 0.0 <= getattr(args, "wrong_masks", 0.0) <= 0.8:
         raise SystemExit("--wrong-masks must be in [0, 0.8]")
     if getattr(args, "first_masks_from", None) and args.interactive is not None and args.interactive <= 0:
