@@ -46,13 +46,14 @@ def test_files_and_card_are_complete(card: dict) -> None:
     for csv_name in ("vocal_seq2", "vocal_neg_val", "kvasir_val_report"):
         assert results[csv_name]["adf"]["n"] > 0
     assert "dice_nbi_noise" in results["vocal_seq2"]["adf"] and results["vocal_seq2"]["wli"]["n"] > 0
-    assert card["training"]["fold"] == "a" and card["replaces"] == "adf-tiny-r4"
+    assert card["training"]["fold"] == "a" and card["replaces"] == "adf-tiny-r5"
     assert 0.0 < card["decision_threshold"] < 1.0 and card["inference_input_size"] >= card["input_size"]
     assert card["interactive"]["trained_share"] > 0  # the click mode (issue 16)
-    # release 5: release 3's automatic network fine-tuned with the wide photometric augmentation and
-    # blended halfway back to it (issue 15), with release 4's click network, trained from release 3's masks
-    assert card["parent"]["id"] == "adf-tiny-r5a" and card["interactive"]["network"] == "separate"
+    # release 6: release 3's automatic network fine-tuned with the wide photometric augmentation, lesion
+    # copy-paste and decoys, blended halfway back to it (issue 15), with release 4's click network
+    assert card["parent"]["id"] == "adf-tiny-r6a" and card["interactive"]["network"] == "separate"
     assert card["training"]["augmentation"] == "scope-wide"
+    assert card["training"]["copy_paste"] == 0.5 and card["training"]["copy_paste_decoys"] == 0.5
     assert card["blend"]["share"] == 0.5 and card["blend"]["parent"]["id"] == "adf-tiny-r3"
     assert card["blend"]["command"].startswith("python -m training blend ")
     assert card["interactive"]["first_masks_from"]["sha256"] == card["blend"]["parent"]["sha256"]
