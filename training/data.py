@@ -467,7 +467,7 @@ class PublicDataset(PairDataset):
         levels = self._cache[j]
         level = 1 if self.size <= max(levels[1][0].shape[:2]) else 0  # the half level is big enough
         wli, nbi, mask = levels[level]
-        if self.train and self._lesion_sources:
+        if self.train and self._lesion_sources and (self.copy_paste > 0 or self.copy_paste_decoys > 0):
             wli, nbi, mask = self._pastes(j, wli, nbi, mask, level, rng)
         hh, ww = wli.shape[:2]
         res = np.eye(3)

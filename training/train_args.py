@@ -153,14 +153,12 @@ def check_args(args: argparse.Namespace) -> list[str]:
         raise SystemExit("--distill needs --init (the parent whose automatic output it holds)")
     if not 0.0 < getattr(args, "fn_weight", 0.5) < 1.0:
         raise SystemExit("--fn-weight must be between 0 and 1 (0.5: Dice)")
-    if not 0.0 <= getattr(args, "copy_paste", 0.0) <= 1.0:
-        raise SystemExit("--copy-paste is the share of laryngeal frames that take a paste: 0 to 1")
-    if getattr(args, "copy_paste", 0.0) > 0 and args.data != "public":
-        raise SystemExit("--copy-paste pastes the public set's laryngeal lesions: it needs --data public")
-    if not 0.0 <= getattr(args, "copy_paste_decoys", 0.0) <= 1.0:
-        raise SystemExit("--copy-paste-decoys is the share of laryngeal frames that take a decoy: 0 to 1")
-    if getattr(args, "copy_paste_decoys", 0.0) > 0 and args.data != "public":
-        raise SystemExit("--copy-paste-decoys cuts the public set's laryngeal frames: it needs --data public")
+    for option, what in (("copy_paste", "a paste"), ("copy_paste_decoys", "a decoy")):
+        share, flag = getattr(args, option, 0.0), "--" + option.replace("_", "-")
+        if not 0.0 <= share <= 1.0:
+            raise SystemExit(f"{flag} is the share of laryngeal frames that take {what}: 0 to 1")
+        if share > 0 and args.data != "public":
+            raise SystemExit(f"{flag} cuts from the public set's laryngeal frames: it needs --data public")
     if not 0.0 <= getattr(args, "wrong_masks", 0.0) <= 0.8:
         raise SystemExit("--wrong-masks must be in [0, 0.8]")
     if getattr(args, "first_masks_from", None) and args.interactive is not None and args.interactive <= 0:
