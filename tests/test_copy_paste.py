@@ -185,12 +185,41 @@ def test_decoys_change_laryngeal_frames_but_never_their_labels() -> None:
         PublicDataset(PUBLIC_MINI, "train", copy_paste_decoys=-0.1, **common)
 
 
+def test_the_paste_scale_sizes_lesions_and_decoys_alike() -> None:
+    """--copy-paste-scale: a side factor of 0.3 pastes about a tenth of the area 1.0 pastes, for the
+    labelled lesion and for the decoy's changed pixels alike (a size only lesions came in would be a
+    shortcut); the default is the range release 6 was trained with."""
+    from training.data import PublicDataset
+
+    common = {"size": 64, "fold": "a", "seed": 3}
+    plain = PublicDataset(PUBLIC_MINI, "train", **common)
+    negatives = [i for i, g in enumerate(plain.groups()) if g == "vocal_neg"]
+
+    def pasted_area(scale: float) -> float:
+        ds = PublicDataset(PUBLIC_MINI, "train", copy_paste=1.0, copy_paste_scale=(scale, scale), **common)
+        return float(np.mean([ds.load(i, np.random.default_rng(i))[3].sum() for i in negatives]))
+
+    def decoy_area(scale: float) -> float:
+        ds = PublicDataset(PUBLIC_MINI, "train", copy_paste_decoys=1.0, copy_paste_scale=(scale, scale), **common)
+        changed = [(ds.load(i, np.random.default_rng(i))[0] != plain.load(i, np.random.default_rng(i))[0]).any(-1).sum()
+                   for i in negatives]
+        return float(np.mean(changed))
+
+    small, large = pasted_area(0.3), pasted_area(1.0)
+    assert small > 0 and 0.04 < small / large < 0.2
+    assert 0.04 < decoy_area(0.3) / decoy_area(1.0) < 0.35  # the blend ring adds a fixed rim to both
+    assert PublicDataset(PUBLIC_MINI, "train", **common).describe()["copy_paste_scale"] == [0.5, 1.4]
+    with pytest.raises(ValueError, match="size factors"):
+        PublicDataset(PUBLIC_MINI, "train", copy_paste_scale=(1.0, 0.5), **common)
+
+
 def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> None:
     from training.train import main
 
     out = tmp_path / "run"
     rc = main(["--data", "public", "--shared-root", str(PUBLIC_MINI), "--fold", "a", "--epochs", "1",
-               "--copy-paste", "0.5", "--copy-paste-onto", "tumour", "--copy-paste-decoys", "0.25", "--out", str(out), "--model-id", "cp-test", "--input-size", "64",
+               "--copy-paste", "0.5", "--copy-paste-onto", "tumour", "--copy-paste-decoys", "0.25",
+               "--copy-paste-scale", "0.3,2", "--out", str(out), "--model-id", "cp-test", "--input-size", "64",
                "--batch-size", "4", "--no-tqdm", "--threads", "1", "--workers", "0"])
     assert rc == 0
     card = json.loads((out / "cp-test.json").read_text())
@@ -198,12 +227,15 @@ def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> 
     assert card["training_data"]["train"]["copy_paste"] == 0.5
     assert card["training"]["copy_paste_onto"] == "tumour" == card["training_data"]["train"]["copy_paste_onto"]
     assert card["training"]["copy_paste_decoys"] == 0.25 == card["training_data"]["train"]["copy_paste_decoys"]
+    assert card["training"]["copy_paste_scale"] == [0.3, 2.0] == card["training_data"]["train"]["copy_paste_scale"]
 
 
 @pytest.mark.parametrize("extra, message", [(["--data", "public", "--copy-paste", "1.5"], "0 to 1"),
                                             (["--copy-paste", "0.5"], "needs --data public"),
                                             (["--data", "public", "--copy-paste-decoys", "2"], "0 to 1"),
-                                            (["--copy-paste-decoys", "0.5"], "needs --data public")])
+                                            (["--copy-paste-decoys", "0.5"], "needs --data public"),
+                                            (["--data", "public", "--copy-paste-scale", "2,0.5"], "LOW <= HIGH"),
+                                            (["--data", "public", "--copy-paste-scale", "0,1"], "LOW <= HIGH")])
 def test_copy_paste_out_of_range_or_off_the_public_set_is_refused(tmp_path: Path, capsys, extra, message) -> None:
     from training.train import main
 

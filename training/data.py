@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from training.copy_paste import CopyPasteConfig
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -381,6 +383,7 @@ class PublicDataset(PairDataset):
         copy_paste: float = 0.0,
         copy_paste_onto: str = "laryngeal",
         copy_paste_decoys: float = 0.0,
+        copy_paste_scale: tuple[float, float] = CopyPasteConfig().scale,
         **kw,
     ) -> None:
         kw.setdefault("train", split == "train")
@@ -399,6 +402,11 @@ class PublicDataset(PairDataset):
         self.copy_paste_decoys = float(copy_paste_decoys)
         if not 0.0 <= self.copy_paste_decoys <= 1.0:
             raise ValueError(f"copy_paste_decoys is a share of frames, 0..1 (got {copy_paste_decoys})")
+        lo, hi = (float(v) for v in copy_paste_scale)
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"copy_paste_scale is a range of size factors, 0 < low <= high (got {copy_paste_scale})")
+        # lesions and decoys are resized alike: a size only lesions came in would be a shortcut of its own
+        self._paste_cfg = CopyPasteConfig(scale=(lo, hi))
         if copy_paste_onto not in ("laryngeal", "tumour"):
             raise ValueError("copy_paste_onto must be 'laryngeal' or 'tumour'")
         # "tumour": only the tumour recording's frames take a paste, the tumour-free ones stay pure negatives
@@ -486,15 +494,15 @@ class PublicDataset(PairDataset):
         changed = False
         if self.copy_paste > 0 and group in self._paste_groups and rng.random() < self.copy_paste:
             src_wli, _, src_mask = self._cache[self._lesion_sources[int(rng.integers(len(self._lesion_sources)))]][level]
-            wli, mask, pasted = paste_lesion(wli, mask, src_wli, src_mask, rng)
+            wli, mask, pasted = paste_lesion(wli, mask, src_wli, src_mask, rng, self._paste_cfg)
             changed |= pasted
         if (self.copy_paste_decoys > 0 and group in ("vocal_tumour", "vocal_neg")
                 and rng.random() < self.copy_paste_decoys):
             shape = self._cache[self._lesion_sources[int(rng.integers(len(self._lesion_sources)))]][level][2]
             src_wli, _, src_mask = self._cache[self._decoy_sources[int(rng.integers(len(self._decoy_sources)))]][level]
-            region = decoy_region(src_wli, src_mask, shape, rng)
+            region = decoy_region(src_wli, src_mask, shape, rng, self._paste_cfg)
             if region is not None:
-                wli, mask, pasted = paste_lesion(wli, mask, src_wli, region, rng, label=False)
+                wli, mask, pasted = paste_lesion(wli, mask, src_wli, region, rng, self._paste_cfg, label=False)
                 changed |= pasted
         return (wli, nbi_colour(wli), mask) if changed else (wli, nbi, mask)
 
@@ -510,6 +518,7 @@ class PublicDataset(PairDataset):
             "copy_paste": self.copy_paste if self.train else 0.0,
             "copy_paste_onto": self.copy_paste_onto,
             "copy_paste_decoys": self.copy_paste_decoys if self.train else 0.0,
+            "copy_paste_scale": list(self._paste_cfg.scale),
             "n_items": len(self.index),
             "n_unique": len(self.items),
             "groups": {g: self.groups().count(g) for g in sorted(set(self.groups()))},

@@ -19,6 +19,7 @@ import torch
 
 from training.checkpoint import BEST_WEIGHTS, LAST_WEIGHTS, load_weights
 from training.click_sim import interactive_card
+from training.copy_paste import CopyPasteConfig
 from training.hardware import machine_info
 from training.run_log import rounded
 
@@ -199,6 +200,7 @@ def model_card(r: Run, metrics: dict) -> dict:
             "copy_paste": getattr(args, "copy_paste", 0.0),
             "copy_paste_onto": getattr(args, "copy_paste_onto", "laryngeal"),
             "copy_paste_decoys": getattr(args, "copy_paste_decoys", 0.0),
+            "copy_paste_scale": list(getattr(args, "copy_paste_scale", CopyPasteConfig().scale)),
             "fold": args.fold if r.kind == "public" else None,
             "select": args.select,
             "norm_stats": "frozen" if r.freeze_norm else "updated",

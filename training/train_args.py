@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.copy_paste import CopyPasteConfig
+
 DESCRIPTION = "``python -m training train``: train or fine-tune the ADF network; checkpoints, log, model card."
 
 
@@ -17,6 +19,19 @@ def parent_blend_arg(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number or 'auto': {text!r}") from None
+
+
+def scale_range_arg(text: str) -> tuple[float, float]:
+    """--copy-paste-scale: "LOW,HIGH" (one number: that size factor only)."""
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not LOW,HIGH numbers: {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"not LOW,HIGH: {text!r}")
+    return parts[0], parts[1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="public: the share of laryngeal training frames that get a decoy: a lesion-shaped piece of "
                         "normal mucosa cut and blended the same way, label unchanged, so a patch that does not "
                         "match its surroundings is not tumour by itself")
+    p.add_argument("--copy-paste-scale", type=scale_range_arg, default=CopyPasteConfig().scale, metavar="LOW,HIGH",
+                   help="public: the range a pasted lesion's (and a decoy's) side is resized by, drawn log-uniform "
+                        "(default 0.5,1.4); 0.3,2 shows the training recording's lesions from a tenth to four times "
+                        "their area, sizes another recording has and this one lacks")
     p.add_argument("--select", default="last", choices=["last", "best"],
                    help="weights released: the last epoch (default; the held-out cases then chose nothing) "
                         "or the best validation epoch (the validation figure is then optimistic)")
@@ -159,6 +178,9 @@ def check_args(args: argparse.Namespace) -> list[str]:
             raise SystemExit(f"{flag} is the share of laryngeal frames that take {what}: 0 to 1")
         if share > 0 and args.data != "public":
             raise SystemExit(f"{flag} cuts from the public set's laryngeal frames: it needs --data public")
+    lo, hi = getattr(args, "copy_paste_scale", CopyPasteConfig().scale)
+    if not 0.0 < lo <= hi <= 4.0:
+        raise SystemExit("--copy-paste-scale is LOW,HIGH with 0 < LOW <= HIGH <= 4 (a factor on a lesion's side)")
     if not 0.0 <= getattr(args, "wrong_masks", 0.0) <= 0.8:
         raise SystemExit("--wrong-masks must be in [0, 0.8]")
     if getattr(args, "first_masks_from", None) and args.interactive is not None and args.interactive <= 0:

@@ -12,6 +12,7 @@ def _default_shared_root() -> Path:
 
 def build_datasets(args, cfg, size: int, val_size: int):
     """(train dataset, val dataset or None, kind, workspace path or None)."""
+    from training.copy_paste import CopyPasteConfig
     from training.data import AUG_PRESETS, ExportFolderDataset, PublicDataset, WorkspaceDataset
     from training.splits import split_cases_by_patient
 
@@ -33,6 +34,7 @@ def build_datasets(args, cfg, size: int, val_size: int):
             copy_paste=getattr(args, "copy_paste", 0.0),
             copy_paste_onto=getattr(args, "copy_paste_onto", "laryngeal"),
             copy_paste_decoys=getattr(args, "copy_paste_decoys", 0.0),
+            copy_paste_scale=getattr(args, "copy_paste_scale", CopyPasteConfig().scale),
             **common,
         )
         val_which = tuple(w.strip() for w in args.val_which.split(",") if w.strip() and w.strip() in which)
