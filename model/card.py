@@ -56,20 +56,22 @@ def _sha256_bytes(data: bytes) -> str:
 
 
 def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | str, card: dict,
-               click_net: ADFNet | None = None) -> Path:
+               click_net: ADFNet | None = None, float16: bool = False) -> Path:
     """Write <stem>.safetensors and <stem>.json atomically; returns the .json path.
 
     `card` supplies id (default: the stem's name), training_data, command, parent, metrics and
     any extra fields; the config, hash, sizes and dates are filled in here. ``click_net``: a
     separate network for the click mode, stored beside ``net`` (the card's ``interactive`` must
-    then say ``"network": "separate"``).
+    then say ``"network": "separate"``). ``float16``: the automatic network stored in float16 too
+    (half the file; it computes in float32): for reference models kept in the repository, not releases.
     """
     from safetensors.torch import save
 
     if (click_net is not None) != has_click_network(card):
         raise ValueError("a separate click network needs the card's interactive.network = 'separate', and back")
     stem = card_stem(out_path_without_ext)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    state = {k: (v.half() if float16 and v.is_floating_point() else v).detach().to("cpu").contiguous()
+             for k, v in net.state_dict().items()}
     if click_net is not None:
         # float16 on disk (the automatic network stays float32, bit for bit): the two networks fit
         # one file of ~31 MB instead of 42; loading widens them back to float32 (compute is float32)
@@ -93,8 +95,11 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
         "sha256": _sha256_bytes(data),
         "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if float16:
+        full["stored_dtype"] = "float16"  # the automatic network's; loading widens it to float32
     for k, v in card.items():
-        full.setdefault(k, v)
+        if k != "stored_dtype":  # a card derived from a float16 model's says nothing of this file
+            full.setdefault(k, v)
     write_bytes_atomic(weights, data)
     js = stem.with_name(stem.name + ".json")
     write_bytes_atomic(js, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
@@ -102,7 +107,8 @@ def save_model(net: ADFNet, cfg: ADFConfig, out_path_without_ext: os.PathLike | 
 
 
 def _widened(t: torch.Tensor) -> torch.Tensor:
-    """A stored click-network tensor as the network computes it: float16 on disk -> float32."""
+    """A stored tensor as the network computes it: float16 on disk (the click network; a reference
+    model saved with ``float16``) -> float32; float32 comes back as it is, not copied."""
     return t.float() if t.is_floating_point() else t
 
 
@@ -163,6 +169,7 @@ def load_models(path: os.PathLike | str,
         click_net.load_state_dict({k[n:]: _widened(state.pop(k)) for k in list(state) if k.startswith(CLICK_PREFIX)},
                                   strict=True, assign=True)
         click_net.to(map_location).eval()
+    state = {k: _widened(v) for k, v in state.items()}
     net.load_state_dict(state, strict=True, assign=True)  # take the loaded tensors, no second copy
     net.to(map_location).eval()
     return net, click_net, card

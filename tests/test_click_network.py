@@ -293,3 +293,34 @@ def test_blend_writes_parent_plus_share_of_the_fine_tune_and_says_so(tmp_path: P
     assert main(["blend", "--parent", str(parent), "--model", str(tuned), "--share", "1.5",
                  "--out", str(tmp_path / "bad"), "--id", "bad"]) == 2
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_a_float16_copy_is_half_the_file_computes_in_float32_and_can_parent_a_fine_tune(tmp_path: Path,
+                                                                                        capsys) -> None:
+    """``blend --share 1 --float16``: a reference model kept in the repository (a fold's base) stored in
+    half the bytes; it loads as float32 within float16's rounding of the original, predicts as the
+    original does, and a model blended from it as parent is stored in float32 again."""
+    from training.__main__ import main
+
+    base = _tiny_model(tmp_path / "base", 3, interactive=False)
+    rc = main(["blend", "--parent", str(base), "--model", str(base), "--share", "1", "--float16",
+               "--out", str(tmp_path / "ref" / "base16"), "--id", "base16"])
+    assert rc == 0
+    js = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"])
+    card = json.loads(js.read_text())
+    assert card["stored_dtype"] == "float16"
+    full_bytes = (base.parent / json.loads(base.read_text())["weights"]).stat().st_size
+    assert (js.parent / card["weights"]).stat().st_size < 0.55 * full_bytes
+    (b_net, _), (h_net, _) = load_model(base), load_model(js)
+    for name, w in h_net.state_dict().items():
+        if w.is_floating_point():
+            assert w.dtype == torch.float32, name
+            assert torch.allclose(w, b_net.state_dict()[name], rtol=1e-3, atol=1e-4), name
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(h_net(x, x).logits, b_net(x, x).logits, atol=0.05)
+    rc = main(["blend", "--parent", str(js), "--model", str(base), "--share", "0.5",
+               "--out", str(tmp_path / "mix"), "--id", "mix"])
+    assert rc == 0
+    mix = json.loads((tmp_path / "mix.json").read_text())
+    assert "stored_dtype" not in mix and (tmp_path / mix["weights"]).stat().st_size > 0.9 * full_bytes

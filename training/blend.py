@@ -20,10 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", required=True, type=float, help="0 = the parent, 1 = the fine-tuned model")
     p.add_argument("--out", required=True, help="output stem (path without extension)")
     p.add_argument("--id", required=True, help="the new model's id")
+    p.add_argument("--float16", action="store_true",
+                   help="store the weights in float16 (half the file, computed in float32): a reference model "
+                        "kept in the repository, e.g. a --share 1 copy of a fold's base model")
     return p
 
 
-def blend_models(parent_path: str, model_path: str, share: float, out: str, model_id: str, command: str) -> Path:
+def blend_models(parent_path: str, model_path: str, share: float, out: str, model_id: str, command: str,
+                 float16: bool = False) -> Path:
     """Write the blended model; returns its card's path. ValueError when the two do not fit."""
     from model.card import load_model, save_model
     from training.model_cli import derived_card
@@ -42,7 +46,7 @@ def blend_models(parent_path: str, model_path: str, share: float, out: str, mode
                                                "path": str(parent_path)},
                     "fine_tuned": {"id": card.get("id"), "sha256": card.get("sha256"), "path": str(model_path)},
                     "command": command}
-    return save_model(net, net.cfg, out, new)
+    return save_model(net, net.cfg, out, new, float16=float16)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     command = command_line("blend", argv)
-    return report_written_model(lambda: blend_models(args.parent, args.model, args.share, args.out, args.id, command), args.id)
+    return report_written_model(lambda: blend_models(args.parent, args.model, args.share, args.out, args.id, command,
+                                                           args.float16), args.id)
 
 
 if __name__ == "__main__":
