@@ -297,18 +297,25 @@ def test_blend_writes_parent_plus_share_of_the_fine_tune_and_says_so(tmp_path: P
 
 def test_a_float16_copy_is_half_the_file_computes_in_float32_and_can_parent_a_fine_tune(tmp_path: Path,
                                                                                         capsys) -> None:
-    """``blend --share 1 --float16``: a reference model kept in the repository (a fold's base) stored in
-    half the bytes; it loads as float32 within float16's rounding of the original, predicts as the
-    original does, and a model blended from it as parent is stored in float32 again."""
+    """``blend --share 1 --float16 --operating-point-of RELEASE``: a reference model kept in the
+    repository (a fold's base) stored in half the bytes, at the release's fixed operating point; it
+    loads as float32 within float16's rounding of the original, predicts as the original does, and a
+    model blended from it as parent is stored in float32 again."""
     from training.__main__ import main
 
     base = _tiny_model(tmp_path / "base", 3, interactive=False)
+    cfg = get_preset("tiny")
+    point = {"inference_input_size": 384, "inference_no_upsampling": True, "decision_threshold": 0.2,
+             "test_time_flips": ["none"]}
+    release = save_model(ADFNet(cfg), cfg, tmp_path / "release", {"id": "release", **point})
+    assert json.loads(base.read_text()).get("decision_threshold") != 0.2
     rc = main(["blend", "--parent", str(base), "--model", str(base), "--share", "1", "--float16",
-               "--out", str(tmp_path / "ref" / "base16"), "--id", "base16"])
+               "--operating-point-of", str(release), "--out", str(tmp_path / "ref" / "base16"), "--id", "base16"])
     assert rc == 0
     js = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"])
     card = json.loads(js.read_text())
     assert card["stored_dtype"] == "float16"
+    assert {k: card.get(k) for k in point} == point and card["operating_point_from"]["id"] == "release"
     full_bytes = (base.parent / json.loads(base.read_text())["weights"]).stat().st_size
     assert (js.parent / card["weights"]).stat().st_size < 0.55 * full_bytes
     (b_net, _), (h_net, _) = load_model(base), load_model(js)
@@ -324,3 +331,12 @@ def test_a_float16_copy_is_half_the_file_computes_in_float32_and_can_parent_a_fi
     assert rc == 0
     mix = json.loads((tmp_path / "mix.json").read_text())
     assert "stored_dtype" not in mix and (tmp_path / mix["weights"]).stat().st_size > 0.9 * full_bytes
+    from training.train import main as train_main
+
+    rc = train_main(["--data", "public", "--shared-root", str(Path(__file__).resolve().parent / "data" / "public_mini"), "--fold", "b",
+                     "--init", str(js), "--epochs", "1", "--input-size", "64", "--batch-size", "4", "--threads", "1",
+                     "--workers", "0", "--no-tqdm", "--out", str(tmp_path / "tune"), "--model-id", "tune"])
+    assert rc == 0
+    tuned = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert tuned["decision_threshold"] == 0.2 and tuned["test_time_flips"] == ["none"]  # the fixed point, inherited
+    assert "stored_dtype" not in tuned and tuned["parent"]["id"] == "base16"

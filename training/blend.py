@@ -23,15 +23,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float16", action="store_true",
                    help="store the weights in float16 (half the file, computed in float32): a reference model "
                         "kept in the repository, e.g. a --share 1 copy of a fold's base model")
+    p.add_argument("--operating-point-of", default=None, metavar="MODEL",
+                   help="take MODEL's operating point (inference size, upsampling, decision threshold, test-time "
+                        "views) instead of the fine-tuned model's: a fold's twin measured, and fine-tuned, at the "
+                        "release's fixed point")
     return p
 
 
 def blend_models(parent_path: str, model_path: str, share: float, out: str, model_id: str, command: str,
-                 float16: bool = False) -> Path:
+                 float16: bool = False, operating_point_of: str | None = None) -> Path:
     """Write the blended model; returns its card's path. ValueError when the two do not fit."""
-    from model.card import load_model, save_model
+    from model.card import load_model, read_card, save_model
     from training.model_cli import derived_card
     from training.release import blend_with_parent
+    from training.train_args import OPERATING_POINT_KEYS
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"--share must be within [0, 1], got {share}")
@@ -46,6 +51,14 @@ def blend_models(parent_path: str, model_path: str, share: float, out: str, mode
                                                "path": str(parent_path)},
                     "fine_tuned": {"id": card.get("id"), "sha256": card.get("sha256"), "path": str(model_path)},
                     "command": command}
+    if operating_point_of:
+        ocard, _ = read_card(operating_point_of)
+        keys = (*OPERATING_POINT_KEYS, "test_time_flips")
+        for k in keys:
+            new.pop(k, None)
+        new.update({k: ocard[k] for k in keys if ocard.get(k) is not None})
+        new["operating_point_from"] = {"id": ocard.get("id"), "sha256": ocard.get("sha256"),
+                                       "path": str(operating_point_of)}
     return save_model(net, net.cfg, out, new, float16=float16)
 
 
@@ -55,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = command_line("blend", argv)
     return report_written_model(lambda: blend_models(args.parent, args.model, args.share, args.out, args.id, command,
-                                                           args.float16), args.id)
+                                                           args.float16, args.operating_point_of), args.id)
 
 
 if __name__ == "__main__":
