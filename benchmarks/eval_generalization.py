@@ -35,14 +35,19 @@ MODE_ARGS = {
 HELD_OUT_SEQ = {"a": "vocal_seq2", "b": "vocal_seq1"}
 
 
-def evaluate(model: str, csv_path: Path, mode: str, input_size: int | None) -> dict:
-    extra = ["--input-size", str(input_size)] if input_size else []
+def evaluate_with(model: str, csv_path: Path, options: list[str]) -> dict:
+    """``python -m training evaluate`` on the CPU in its own process: its summary, or {"error": ...}."""
     out = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", model, "--csv", str(csv_path),
-                          "--device", "cpu", "--no-progress", *MODE_ARGS[mode], *extra],
+                          "--device", "cpu", "--no-progress", *options],
                          capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         return {"error": (out.stdout + out.stderr).strip().splitlines()[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def evaluate(model: str, csv_path: Path, mode: str, input_size: int | None) -> dict:
+    extra = ["--input-size", str(input_size)] if input_size else []
+    return evaluate_with(model, csv_path, [*MODE_ARGS[mode], *extra])
 
 
 def main() -> int:

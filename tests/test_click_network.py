@@ -340,3 +340,42 @@ def test_a_float16_copy_is_half_the_file_computes_in_float32_and_can_parent_a_fi
     tuned = json.loads((tmp_path / "tune" / "tune.json").read_text())
     assert tuned["decision_threshold"] == 0.2 and tuned["test_time_flips"] == ["none"]  # the fixed point, inherited
     assert "stored_dtype" not in tuned and tuned["parent"]["id"] == "base16"
+
+
+def test_blend_gates_writes_each_share_as_a_model_and_measures_it_at_the_fixed_point(tmp_path: Path) -> None:
+    """benchmarks/blend_gates.py (a release rule's gates): share 0 is the parent and share 1 the
+    fine-tune, each written with its blend command and the release's operating point, each measured on
+    the named set; its figures are those ``python -m training evaluate`` gives the written blend."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    parent, tuned = _tiny_model(tmp_path / "parent", 1, interactive=False), _tiny_model(tmp_path / "tuned", 2, False)
+    cfg = get_preset("tiny")
+    release = save_model(ADFNet(cfg), cfg, tmp_path / "release",
+                         {"id": "release", "inference_input_size": 64, "decision_threshold": 0.5,
+                          "inference_no_upsampling": True, "test_time_flips": ["none"]})
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "blend_gates.py"), "--parent", str(parent),
+                          "--model", str(tuned), "--shares", "0,1", "--set", "vocal_seq2", "--no-noise-check",
+                          "--out", str(tmp_path / "gates"), "--operating-point-of", str(release),
+                          "--shared", str(root / "tests" / "data" / "public_mini")],
+                         capture_output=True, text=True, cwd=root, timeout=600)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sorted(summary["results"]) == ["0", "1"]
+    for share, source in (("0", parent), ("1", tuned)):
+        res = summary["results"][share]
+        assert res["n"] == 3 and res.get("error") is None and 0.0 <= res["dice"] <= 1.0
+        card = json.loads(Path(res["blend"]).read_text())
+        assert card["blend"]["command"].startswith("python -m training blend ") and card["inference_input_size"] == 64
+        (b_net, _), (s_net, _) = load_model(res["blend"]), load_model(source)
+        assert all(torch.allclose(v, s_net.state_dict()[k], atol=1e-6) for k, v in b_net.state_dict().items()
+                   if v.is_floating_point())
+    assert summary["results"]["0"]["blend"].endswith("s0/tuned-s0.json")
+    from training.data import write_public_eval_csvs
+
+    csvs = write_public_eval_csvs(root / "tests" / "data" / "public_mini", tmp_path / "csv")
+    direct = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model", summary["results"]["1"]["blend"],
+                             "--csv", str(csvs["vocal_seq2"]), "--pseudo-nbi", "--no-noise-check", "--no-progress",
+                             "--device", "cpu"], capture_output=True, text=True, cwd=root, timeout=600)
+    assert json.loads(direct.stdout.strip().splitlines()[-1])["dice"] == summary["results"]["1"]["dice"]
