@@ -2,7 +2,7 @@
 each measured on one choosing set at the card's operating point. Prints one JSON object.
 
     .venv/bin/python benchmarks/blend_gates.py --parent P --model M --shares 0.5,0.75,1 \\
-        --set kvasir_val_choose|vocal_seq1|... --out runs/r14blend/a [--operating-point-of R] [--id-prefix ID]
+        --set kvasir_val_choose|vocal_seq1|... --out runs/r14blend/a [--operating-point-of R]
 
 The blends are written as models (``<out>/s<share>/<id>-s<share>``, the exact ``python -m training
 blend`` command in each card) so the one a rule picks can be released as it was measured. Sets are
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +35,6 @@ def main() -> int:
     ap.add_argument("--set", required=True, dest="set_name", help="e.g. kvasir_val_choose, vocal_seq1")
     ap.add_argument("--out", required=True, help="folder for the blends")
     ap.add_argument("--operating-point-of", default=None, metavar="MODEL")
-    ap.add_argument("--id-prefix", default=None, help="blend ids <prefix>-s<share> (default: the model's id)")
     ap.add_argument("--no-noise-check", action="store_true", help="skip the NBI-as-noise second pass")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     args = ap.parse_args()
@@ -45,8 +43,9 @@ def main() -> int:
     from model.card import read_card
     from training.blend import blend_models
     from training.data import write_public_eval_csvs
+    from training.model_cli import command_line
 
-    prefix = args.id_prefix or str(read_card(args.model)[0].get("id"))
+    prefix = str(read_card(args.model)[0].get("id"))
     summary: dict = {"parent": args.parent, "model": args.model, "set": args.set_name, "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
         csvs = write_public_eval_csvs(Path(args.shared), Path(tmp))
@@ -61,8 +60,7 @@ def main() -> int:
                     "--id", model_id]
             if args.operating_point_of:
                 argv += ["--operating-point-of", args.operating_point_of]
-            js = blend_models(args.parent, args.model, share, str(stem), model_id,
-                              "python -m training blend " + shlex.join(argv),
+            js = blend_models(args.parent, args.model, share, str(stem), model_id, command_line("blend", argv),
                               operating_point_of=args.operating_point_of)
             extra = ["--no-noise-check"] if args.no_noise_check else []
             res = evaluate_with(str(js), csvs[args.set_name], ["--pseudo-nbi", *extra])

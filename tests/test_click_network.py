@@ -333,8 +333,8 @@ def test_a_float16_copy_is_half_the_file_computes_in_float32_and_can_parent_a_fi
     assert "stored_dtype" not in mix and (tmp_path / mix["weights"]).stat().st_size > 0.9 * full_bytes
     from training.train import main as train_main
 
-    rc = train_main(["--data", "public", "--shared-root", str(Path(__file__).resolve().parent / "data" / "public_mini"), "--fold", "b",
-                     "--init", str(js), "--epochs", "1", "--input-size", "64", "--batch-size", "4", "--threads", "1",
+    mini = Path(__file__).resolve().parent / "data" / "public_mini"
+    rc = train_main(["--data", "public", "--shared-root", str(mini), "--fold", "b", "--init", str(js), "--epochs", "1", "--input-size", "64", "--batch-size", "4", "--threads", "1",
                      "--workers", "0", "--no-tqdm", "--out", str(tmp_path / "tune"), "--model-id", "tune"])
     assert rc == 0
     tuned = json.loads((tmp_path / "tune" / "tune.json").read_text())

@@ -22,13 +22,11 @@ def parent_blend_arg(text: str) -> float | str:
 
 
 def scale_range_arg(text: str) -> tuple[float, float]:
-    """--copy-paste-scale: "LOW,HIGH" (one number: that size factor only)."""
+    """--copy-paste-scale: "LOW,HIGH" (the range is checked with the other options in check_args)."""
     try:
         parts = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not LOW,HIGH numbers: {text!r}") from None
-    if len(parts) == 1:
-        parts *= 2
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"not LOW,HIGH: {text!r}")
     return parts[0], parts[1]
