@@ -150,6 +150,9 @@ def click_disks(clicks: list[Click], shape: tuple[int, int], radius: int) -> tup
     return pos.astype(bool), neg.astype(bool)
 
 
+GRABCUT_SEED = 0  # OpenCV's random state before each GrabCut (see grabcut)
+
+
 def grabcut(image_rgb: np.ndarray, mask: np.ndarray, sure_fg: np.ndarray | None = None,
             sure_bg: np.ndarray | None = None, iterations: int = 3,
             margin: int = 20) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
@@ -158,7 +161,12 @@ def grabcut(image_rgb: np.ndarray, mask: np.ndarray, sure_fg: np.ndarray | None 
 
     Inside the mask = probable foreground, a band around it = probable background, strokes =
     certain. Runs on the mask's bounding box plus a margin, which keeps it interactive. The
-    viewer's GrabCut tool and the robot's GrabCut baseline both call this."""
+    viewer's GrabCut tool and the robot's GrabCut baseline both call this.
+
+    Deterministic: OpenCV seeds GrabCut's colour models from its process-wide random state, so the
+    same image, mask and strokes gave masks up to ~40 px apart depending on what ran before (and
+    the robot's GrabCut baseline moved by 0.6 clicks between two tools); the state is reset to a
+    fixed seed first, so the same input always gives the same refinement."""
     mask = mask.astype(bool)
     fg = mask | (sure_fg.astype(bool) if sure_fg is not None else False)
     if not fg.any():
@@ -177,6 +185,7 @@ def grabcut(image_rgb: np.ndarray, mask: np.ndarray, sure_fg: np.ndarray | None 
         return None
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     crop = np.ascontiguousarray(image_rgb[y0:y1, x0:x1, ::-1])
+    cv2.setRNGSeed(GRABCUT_SEED)
     cv2.grabCut(crop, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     new = mask.copy()
     new[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)

@@ -301,3 +301,25 @@ def test_distill_needs_a_parent(tmp_path: Path, capsys) -> None:
     assert rc == 2
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["event"] == "error" and "--distill" in last["message"]
+
+
+def test_grabcut_gives_the_same_mask_whatever_ran_before_it() -> None:
+    """OpenCV seeds GrabCut from its process-wide random state: without a fixed seed the same
+    refinement of a real frame changed with what ran before (the robot's GrabCut baseline moved by
+    0.6 clicks between two tools, docs/MODEL.md "Release 6")."""
+    from model.interactive import grabcut
+    from tests.conftest import ROOT
+    from training.imageio import read_rgb
+
+    img = read_rgb(ROOT / "resources" / "demo" / "vf_0056_wli.jpg")
+    truth = cv2.imread(str(ROOT / "resources" / "demo" / "vf_0056_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+    loose = cv2.dilate(truth.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0  # a clinician's rough outline
+    masks = []
+    for prior in (1, 2, 3, 12345):
+        cv2.setRNGSeed(prior)  # whatever an earlier OpenCV call left behind
+        cv2.randu(np.zeros((64, 64), np.float32), 0, 1)
+        out = grabcut(img, loose)
+        assert out is not None
+        masks.append(out[0])
+    assert all((m == masks[0]).all() for m in masks)
+    assert masks[0].sum() < loose.sum()  # and it did refine: the loose outline shrank towards the lesion
