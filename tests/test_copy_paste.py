@@ -213,14 +213,77 @@ def test_the_paste_scale_sizes_lesions_and_decoys_alike() -> None:
         PublicDataset(PUBLIC_MINI, "train", copy_paste_scale=(1.0, 0.5), **common)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_a_paste_across_the_edge_is_cut_by_the_frame_and_labelled_only_inside_it(seed: int) -> None:
+    """--copy-paste-edge: the lesion lands across one frame edge; only its part inside the frame is
+    labelled (a sliver at least, never the whole lesion), exactly where the image changed, and
+    nothing beyond its blend region moves (the blend is solved on the frame mirrored outwards)."""
+    src, src_mask = _lesion_frame()
+    dst = _mucosa(seed=20 + seed)
+    dst_mask = np.zeros(dst.shape[:2], bool)
+    cfg = CopyPasteConfig(scale=(1.0, 1.0), edge_cut=1.0)
+    out, mask, pasted = paste_lesion(dst, dst_mask, src, src_mask, np.random.default_rng(seed), cfg)
+    assert pasted and out.shape == dst.shape and out.dtype == np.uint8 and mask.shape == dst_mask.shape
+    on_edge = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+    assert on_edge
+    area = int(src_mask.sum())
+    assert max(4, 0.1 * area) * 0.8 <= mask.sum() < area  # cut: part of the lesion is outside the frame
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cfg.ring_px + 1, 2 * cfg.ring_px + 1))
+    changed = np.abs(out.astype(int) - dst.astype(int)).max(axis=2) > 0
+    assert changed[mask].mean() > 0.95
+    # nothing moved beyond the blend ring of the lesion, whose part outside the frame may bring its
+    # ring in along the edge it crosses
+    edge_band = np.ones(mask.shape, bool)
+    edge_band[cfg.ring_px:-cfg.ring_px, cfg.ring_px:-cfg.ring_px] = False
+    assert not (changed & ~(cv2.dilate(mask.astype(np.uint8), kernel) > 0) & ~edge_band).any()
+    # a decoy placed the same way changes the image at the edge and labels nothing
+    out_d, mask_d, pasted_d = paste_lesion(dst, dst_mask, src, src_mask, np.random.default_rng(seed), cfg, label=False)
+    assert pasted_d and not mask_d.any() and np.array_equal(out_d, out)
+
+
+def test_without_the_edge_option_pastes_stay_inside_the_frame() -> None:
+    """The default (edge_cut 0) places every paste clear of the frame's edges, as release 6 trained."""
+    src, src_mask = _lesion_frame()
+    for seed in range(20):
+        dst = _mucosa(seed=40 + seed)
+        _, mask, pasted = paste_lesion(dst, np.zeros(dst.shape[:2], bool), src, src_mask, np.random.default_rng(seed))
+        assert pasted and not (mask[:2].any() or mask[-2:].any() or mask[:, :2].any() or mask[:, -2:].any())
+
+
+def test_the_edge_option_cuts_lesions_and_decoys_alike_in_the_training_set() -> None:
+    """In the public training set --copy-paste-edge 1 puts the pasted lesion on the frame's edge, and the
+    decoys too (an edge only lesions touched would be a shortcut); the card's data record says so."""
+    from training.data import PublicDataset
+
+    common = {"size": 64, "fold": "a", "seed": 3}
+    plain = PublicDataset(PUBLIC_MINI, "train", **common)
+    negatives = [i for i, g in enumerate(plain.groups()) if g == "vocal_neg"]
+    assert negatives
+
+    def touches_edge(a: np.ndarray) -> bool:
+        return bool(a[0].any() or a[-1].any() or a[:, 0].any() or a[:, -1].any())
+
+    lesions = PublicDataset(PUBLIC_MINI, "train", copy_paste=1.0, copy_paste_edge=1.0, **common)
+    labelled = [lesions.load(i, np.random.default_rng(i))[3] for i in negatives]
+    assert all(m.any() and touches_edge(m) for m in labelled)
+    decoys = PublicDataset(PUBLIC_MINI, "train", copy_paste_decoys=1.0, copy_paste_edge=1.0, **common)
+    for i in negatives:
+        changed = (decoys.load(i, np.random.default_rng(i))[0] != plain.load(i, np.random.default_rng(i))[0]).any(-1)
+        assert changed.any() and touches_edge(changed)
+        assert not decoys.load(i, np.random.default_rng(i))[3].any()
+    assert lesions.describe()["copy_paste_edge"] == 1.0 and plain.describe()["copy_paste_edge"] == 0.0
+    with pytest.raises(ValueError, match="share of pastes"):
+        PublicDataset(PUBLIC_MINI, "train", copy_paste_edge=1.5, **common)
+
+
 def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> None:
     from training.train import main
 
     out = tmp_path / "run"
     rc = main(["--data", "public", "--shared-root", str(PUBLIC_MINI), "--fold", "a", "--epochs", "1",
                "--copy-paste", "0.5", "--copy-paste-onto", "tumour", "--copy-paste-decoys", "0.25",
-               "--copy-paste-scale", "0.3,2", "--out", str(out), "--model-id", "cp-test", "--input-size", "64",
-               "--batch-size", "4", "--no-tqdm", "--threads", "1", "--workers", "0"])
+               "--copy-paste-scale", "0.3,2", "--copy-paste-edge", "0.3", "--out", str(out), "--model-id", "cp-test",
+               "--input-size", "64", "--batch-size", "4", "--no-tqdm", "--threads", "1", "--workers", "0"])
     assert rc == 0
     card = json.loads((out / "cp-test.json").read_text())
     assert card["training"]["copy_paste"] == 0.5
@@ -228,6 +291,7 @@ def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> 
     assert card["training"]["copy_paste_onto"] == "tumour" == card["training_data"]["train"]["copy_paste_onto"]
     assert card["training"]["copy_paste_decoys"] == 0.25 == card["training_data"]["train"]["copy_paste_decoys"]
     assert card["training"]["copy_paste_scale"] == [0.3, 2.0] == card["training_data"]["train"]["copy_paste_scale"]
+    assert card["training"]["copy_paste_edge"] == 0.3 == card["training_data"]["train"]["copy_paste_edge"]
 
 
 @pytest.mark.parametrize("extra, message", [(["--data", "public", "--copy-paste", "1.5"], "0 to 1"),
@@ -235,7 +299,10 @@ def test_copy_paste_is_a_trainer_option_recorded_in_the_card(tmp_path: Path) -> 
                                             (["--data", "public", "--copy-paste-decoys", "2"], "0 to 1"),
                                             (["--copy-paste-decoys", "0.5"], "needs --data public"),
                                             (["--data", "public", "--copy-paste-scale", "2,0.5"], "LOW <= HIGH"),
-                                            (["--data", "public", "--copy-paste-scale", "0,1"], "LOW <= HIGH")])
+                                            (["--data", "public", "--copy-paste-scale", "0,1"], "LOW <= HIGH"),
+                                            (["--data", "public", "--copy-paste", "0.5", "--copy-paste-edge", "2"],
+                                             "cut by the frame's edge: 0 to 1"),
+                                            (["--data", "public", "--copy-paste-edge", "0.5"], "needs --copy-paste")])
 def test_copy_paste_out_of_range_or_off_the_public_set_is_refused(tmp_path: Path, capsys, extra, message) -> None:
     from training.train import main
 

@@ -32,6 +32,10 @@ class CopyPasteConfig:
     tries: int = 10  # positions drawn before giving up on this sample
     min_brightness: float = 0.6  # landing spot's mean grey >= this x the source ring's: not in the dark lumen
     own_colour: tuple[float, float] = (0.25, 1.0)  # share of the lesion's own colour kept over the blend's
+    # share of pastes placed across the frame's edge, cut by it (a tumour leaving the endoscope's
+    # view); 0 draws no extra random number, so runs without it are unchanged
+    edge_cut: float = 0.0
+    edge_inside: tuple[float, float] = (0.15, 0.85)  # share of the cut paste's extent left in the frame
 
 
 def paste_lesion(
@@ -78,38 +82,79 @@ def paste_lesion(
     h, w = dst.shape[:2]
     if ph + 4 > h or pw + 4 > w:
         return dst, dst_mask, False
-    grey_dst = cv2.cvtColor(dst, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    keep_out = cv2.dilate(dst_mask.astype(np.uint8), kernel) > 0
+    # a paste across the edge is solved on the frame mirrored outwards (its blend needs mucosa on
+    # every side) and cropped back: only the part inside the frame is seen and labelled
+    margin = max(ph, pw) + 2 if cfg.edge_cut > 0 and rng.random() < cfg.edge_cut else 0
+    canvas_dst = cv2.copyMakeBorder(dst, margin, margin, margin, margin, cv2.BORDER_REFLECT_101) if margin else dst
+    canvas_mask = np.pad(dst_mask, margin) if margin else dst_mask
+    inside = np.pad(np.ones((h, w), bool), margin)
+    grey_dst = cv2.cvtColor(canvas_dst, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    keep_out = cv2.dilate(canvas_mask.astype(np.uint8), kernel) > 0
+    lesion_px = int((lesion > 0).sum())
     for _ in range(cfg.tries):
-        ty, tx = int(rng.integers(2, h - ph - 1)), int(rng.integers(2, w - pw - 1))
+        if margin:
+            ty, tx = _spot_across_edge(h, w, ph, pw, rng, cfg.edge_inside)
+            ty, tx = ty + margin, tx + margin
+        else:
+            ty, tx = int(rng.integers(2, h - ph - 1)), int(rng.integers(2, w - pw - 1))
+        seen = inside[ty:ty + ph, tx:tx + pw]
         if (keep_out[ty:ty + ph, tx:tx + pw] & blend).any():
             continue
-        if grey_dst[ty:ty + ph, tx:tx + pw][blend].mean() < cfg.min_brightness * ring_mean:
+        if margin:
+            kept = int(((lesion > 0) & seen).sum())
+            if kept < max(4, 0.1 * lesion_px) or kept == lesion_px:  # a sliver at least, and really cut
+                continue
+        if grey_dst[ty:ty + ph, tx:tx + pw][blend & seen].mean() < cfg.min_brightness * ring_mean:
             continue
-        # src, mask and dst in one frame, so seamlessClone's placement (the mask's bounding box
-        # centred on p) is the identity and the label lands exactly where the lesion does
-        canvas = dst.copy()
-        canvas[ty:ty + ph, tx:tx + pw] = patch
-        blend_full = np.zeros((h, w), np.uint8)
-        blend_full[ty:ty + ph, tx:tx + pw] = blend.astype(np.uint8) * 255
-        bx, by, bw, bh = cv2.boundingRect(blend_full)
-        centre = (bx + (bw - 1) // 2, by + (bh - 1) // 2)
-        # (seamlessClone writes into the mask it is given: hand it a copy)
-        poisson = cv2.seamlessClone(canvas, dst, blend_full.copy(), centre, cv2.NORMAL_CLONE).astype(np.float32)
-        # the Poisson blend alone can fade a pale lesion into the mucosa it is labelled apart
-        # from; keep a random share of its own colour, and touch nothing outside the blend
-        # region (seamlessClone rewrites its whole bounding box slightly)
-        own = rng.uniform(*cfg.own_colour)
-        weight = cv2.GaussianBlur(blend_full.astype(np.float32) / 255.0, (0, 0), 1.0)[..., None]
-        weight[blend_full == 0] = 0.0
-        mixed = own * canvas.astype(np.float32) + (1.0 - own) * poisson
-        out = np.clip(weight * mixed + (1.0 - weight) * dst.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
-        new_mask = dst_mask.copy()
-        if label:
-            new_mask[ty:ty + ph, tx:tx + pw] |= lesion > 0
+        out, new_mask = _blend_at(canvas_dst, canvas_mask, patch, lesion, blend, ty, tx, rng, cfg, label)
+        if margin:
+            out = np.ascontiguousarray(out[margin:margin + h, margin:margin + w])
+            new_mask = np.ascontiguousarray(new_mask[margin:margin + h, margin:margin + w])
         return out, new_mask, True
     return dst, dst_mask, False
 
+
+def _spot_across_edge(h: int, w: int, ph: int, pw: int, rng: np.random.Generator,
+                      inside: tuple[float, float]) -> tuple[int, int]:
+    """Top-left corner (frame coordinates, may be negative) of a ``ph x pw`` patch that one frame
+    edge, drawn at random, cuts so that a share in ``inside`` of its extent stays in the frame."""
+    side = int(rng.integers(4))
+    v = float(rng.uniform(*inside))
+    if side < 2:  # top or bottom edge
+        tx = int(rng.integers(2, w - pw - 1))
+        return (-round((1.0 - v) * ph) if side == 0 else h - round(v * ph)), tx
+    ty = int(rng.integers(2, h - ph - 1))
+    return ty, (-round((1.0 - v) * pw) if side == 2 else w - round(v * pw))
+
+
+def _blend_at(dst: np.ndarray, dst_mask: np.ndarray, patch: np.ndarray, lesion: np.ndarray, blend: np.ndarray,
+              ty: int, tx: int, rng: np.random.Generator, cfg: CopyPasteConfig,
+              label: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``patch`` Poisson-blended into ``dst`` with its top-left corner at (ty, tx); the new mask."""
+    h, w = dst.shape[:2]
+    ph, pw = patch.shape[:2]
+    # src, mask and dst in one frame, so seamlessClone's placement (the mask's bounding box
+    # centred on p) is the identity and the label lands exactly where the lesion does
+    canvas = dst.copy()
+    canvas[ty:ty + ph, tx:tx + pw] = patch
+    blend_full = np.zeros((h, w), np.uint8)
+    blend_full[ty:ty + ph, tx:tx + pw] = blend.astype(np.uint8) * 255
+    bx, by, bw, bh = cv2.boundingRect(blend_full)
+    centre = (bx + (bw - 1) // 2, by + (bh - 1) // 2)
+    # (seamlessClone writes into the mask it is given: hand it a copy)
+    poisson = cv2.seamlessClone(canvas, dst, blend_full.copy(), centre, cv2.NORMAL_CLONE).astype(np.float32)
+    # the Poisson blend alone can fade a pale lesion into the mucosa it is labelled apart
+    # from; keep a random share of its own colour, and touch nothing outside the blend
+    # region (seamlessClone rewrites its whole bounding box slightly)
+    own = rng.uniform(*cfg.own_colour)
+    weight = cv2.GaussianBlur(blend_full.astype(np.float32) / 255.0, (0, 0), 1.0)[..., None]
+    weight[blend_full == 0] = 0.0
+    mixed = own * canvas.astype(np.float32) + (1.0 - own) * poisson
+    out = np.clip(weight * mixed + (1.0 - weight) * dst.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+    new_mask = dst_mask.copy()
+    if label:
+        new_mask[ty:ty + ph, tx:tx + pw] |= lesion > 0
+    return out, new_mask
 
 def decoy_region(
     src: np.ndarray,

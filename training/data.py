@@ -384,6 +384,7 @@ class PublicDataset(PairDataset):
         copy_paste_onto: str = "laryngeal",
         copy_paste_decoys: float = 0.0,
         copy_paste_scale: tuple[float, float] = CopyPasteConfig().scale,
+        copy_paste_edge: float = 0.0,
         **kw,
     ) -> None:
         kw.setdefault("train", split == "train")
@@ -406,7 +407,9 @@ class PublicDataset(PairDataset):
         if not 0.0 < lo <= hi:
             raise ValueError(f"copy_paste_scale is a range of size factors, 0 < low <= high (got {copy_paste_scale})")
         # lesions and decoys are resized alike: a size only lesions came in would be a shortcut of its own
-        self._paste_cfg = CopyPasteConfig(scale=(lo, hi))
+        if not 0.0 <= float(copy_paste_edge) <= 1.0:
+            raise ValueError(f"copy_paste_edge is a share of pastes, 0..1 (got {copy_paste_edge})")
+        self._paste_cfg = CopyPasteConfig(scale=(lo, hi), edge_cut=float(copy_paste_edge))
         if copy_paste_onto not in ("laryngeal", "tumour"):
             raise ValueError("copy_paste_onto must be 'laryngeal' or 'tumour'")
         # "tumour": only the tumour recording's frames take a paste, the tumour-free ones stay pure negatives
@@ -519,6 +522,7 @@ class PublicDataset(PairDataset):
             "copy_paste_onto": self.copy_paste_onto,
             "copy_paste_decoys": self.copy_paste_decoys if self.train else 0.0,
             "copy_paste_scale": list(self._paste_cfg.scale),
+            "copy_paste_edge": self._paste_cfg.edge_cut,
             "n_items": len(self.index),
             "n_unique": len(self.items),
             "groups": {g: self.groups().count(g) for g in sorted(set(self.groups()))},

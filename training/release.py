@@ -201,6 +201,7 @@ def model_card(r: Run, metrics: dict) -> dict:
             "copy_paste_onto": getattr(args, "copy_paste_onto", "laryngeal"),
             "copy_paste_decoys": getattr(args, "copy_paste_decoys", 0.0),
             "copy_paste_scale": list(getattr(args, "copy_paste_scale", CopyPasteConfig().scale)),
+            "copy_paste_edge": getattr(args, "copy_paste_edge", 0.0),
             "fold": args.fold if r.kind == "public" else None,
             "select": args.select,
             "norm_stats": "frozen" if r.freeze_norm else "updated",

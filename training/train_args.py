@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="public: the range a pasted lesion's (and a decoy's) side is resized by, drawn log-uniform "
                         "(default 0.5,1.4); 0.3,2 shows the training recording's lesions from a tenth to four times "
                         "their area, sizes another recording has and this one lacks")
+    p.add_argument("--copy-paste-edge", type=float, default=0.0, metavar="E",
+                   help="public: the share of pastes and decoys placed across the frame's edge and cut by it, as a "
+                        "tumour leaving the endoscope's view is (default 0: every paste lies inside the frame)")
     p.add_argument("--select", default="last", choices=["last", "best"],
                    help="weights released: the last epoch (default; the held-out cases then chose nothing) "
                         "or the best validation epoch (the validation figure is then optimistic)")
@@ -179,6 +182,11 @@ def check_args(args: argparse.Namespace) -> list[str]:
     lo, hi = getattr(args, "copy_paste_scale", CopyPasteConfig().scale)
     if not 0.0 < lo <= hi <= 4.0:
         raise SystemExit("--copy-paste-scale is LOW,HIGH with 0 < LOW <= HIGH <= 4 (a factor on a lesion's side)")
+    edge = getattr(args, "copy_paste_edge", 0.0)
+    if not 0.0 <= edge <= 1.0:
+        raise SystemExit("--copy-paste-edge is the share of pastes cut by the frame's edge: 0 to 1")
+    if edge > 0 and getattr(args, "copy_paste", 0.0) == 0 and getattr(args, "copy_paste_decoys", 0.0) == 0:
+        raise SystemExit("--copy-paste-edge places pastes: it needs --copy-paste or --copy-paste-decoys")
     if not 0.0 <= getattr(args, "wrong_masks", 0.0) <= 0.8:
         raise SystemExit("--wrong-masks must be in [0, 0.8]")
     if getattr(args, "first_masks_from", None) and args.interactive is not None and args.interactive <= 0:

@@ -35,6 +35,7 @@ def build_datasets(args, cfg, size: int, val_size: int):
             copy_paste_onto=getattr(args, "copy_paste_onto", "laryngeal"),
             copy_paste_decoys=getattr(args, "copy_paste_decoys", 0.0),
             copy_paste_scale=getattr(args, "copy_paste_scale", CopyPasteConfig().scale),
+            copy_paste_edge=getattr(args, "copy_paste_edge", 0.0),
             **common,
         )
         val_which = tuple(w.strip() for w in args.val_which.split(",") if w.strip() and w.strip() in which)
