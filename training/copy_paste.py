@@ -156,6 +156,7 @@ def _blend_at(dst: np.ndarray, dst_mask: np.ndarray, patch: np.ndarray, lesion: 
         new_mask[ty:ty + ph, tx:tx + pw] |= lesion > 0
     return out, new_mask
 
+
 def decoy_region(
     src: np.ndarray,
     src_mask: np.ndarray,

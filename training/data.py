@@ -406,9 +406,10 @@ class PublicDataset(PairDataset):
         lo, hi = (float(v) for v in copy_paste_scale)
         if not 0.0 < lo <= hi:
             raise ValueError(f"copy_paste_scale is a range of size factors, 0 < low <= high (got {copy_paste_scale})")
-        # lesions and decoys are resized alike: a size only lesions came in would be a shortcut of its own
         if not 0.0 <= float(copy_paste_edge) <= 1.0:
             raise ValueError(f"copy_paste_edge is a share of pastes, 0..1 (got {copy_paste_edge})")
+        # lesions and decoys are resized (and cut by the edge) alike: a size or an edge only lesions
+        # came with would be a shortcut of its own
         self._paste_cfg = CopyPasteConfig(scale=(lo, hi), edge_cut=float(copy_paste_edge))
         if copy_paste_onto not in ("laryngeal", "tumour"):
             raise ValueError("copy_paste_onto must be 'laryngeal' or 'tumour'")
