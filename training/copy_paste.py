@@ -87,7 +87,7 @@ def paste_lesion(
     margin = max(ph, pw) + 2 if cfg.edge_cut > 0 and rng.random() < cfg.edge_cut else 0
     canvas_dst = cv2.copyMakeBorder(dst, margin, margin, margin, margin, cv2.BORDER_REFLECT_101) if margin else dst
     canvas_mask = np.pad(dst_mask, margin) if margin else dst_mask
-    inside = np.pad(np.ones((h, w), bool), margin)
+    inside = np.pad(np.ones((h, w), bool), margin) if margin else None  # which canvas pixels are the frame
     grey_dst = cv2.cvtColor(canvas_dst, cv2.COLOR_RGB2GRAY).astype(np.float32)
     keep_out = cv2.dilate(canvas_mask.astype(np.uint8), kernel) > 0
     lesion_px = int((lesion > 0).sum())
@@ -97,7 +97,7 @@ def paste_lesion(
             ty, tx = ty + margin, tx + margin
         else:
             ty, tx = int(rng.integers(2, h - ph - 1)), int(rng.integers(2, w - pw - 1))
-        seen = inside[ty:ty + ph, tx:tx + pw]
+        seen = inside[ty:ty + ph, tx:tx + pw] if margin else blend
         if (keep_out[ty:ty + ph, tx:tx + pw] & blend).any():
             continue
         if margin:
