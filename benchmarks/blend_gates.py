@@ -38,7 +38,7 @@ def main() -> int:
     ap.add_argument("--no-noise-check", action="store_true", help="skip the NBI-as-noise second pass")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     args = ap.parse_args()
-    from eval_generalization import evaluate_with
+    from eval_generalization import ci_block_for, evaluate_with
 
     from model.card import read_card
     from training.blend import blend_models
@@ -62,10 +62,11 @@ def main() -> int:
                 argv += ["--operating-point-of", args.operating_point_of]
             js = blend_models(args.parent, args.model, share, str(stem), model_id, command_line("blend", argv),
                               operating_point_of=args.operating_point_of)
-            extra = ["--no-noise-check"] if args.no_noise_check else []
+            extra = ["--ci-block", str(ci_block_for(args.set_name))]
+            extra += ["--no-noise-check"] if args.no_noise_check else []
             res = evaluate_with(str(js), csvs[args.set_name], ["--pseudo-nbi", *extra])
             keep = {k: res.get(k) for k in ("n", "dice", "sensitivity", "false_positive_rate", "dice_nbi_noise",
-                                            "by_size", "error")}
+                                            "by_size", "ci95", "error")}
             summary["results"][f"{share:g}"] = {"blend": str(js), **keep}
             print(json.dumps({"share": share, "dice": keep.get("dice"), "sensitivity": keep.get("sensitivity")}),
                   file=sys.stderr, flush=True)

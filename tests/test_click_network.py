@@ -366,6 +366,7 @@ def test_blend_gates_writes_each_share_as_a_model_and_measures_it_at_the_fixed_p
     for share, source in (("0", parent), ("1", tuned)):
         res = summary["results"][share]
         assert res["n"] == 3 and res.get("error") is None and 0.0 <= res["dice"] <= 1.0
+        assert res["ci95"]["block"] == 3  # frames of a recording: resampled in runs of 3
         card = json.loads(Path(res["blend"]).read_text())
         assert card["blend"]["command"].startswith("python -m training blend ") and card["inference_input_size"] == 64
         (b_net, _), (s_net, _) = load_model(res["blend"]), load_model(source)

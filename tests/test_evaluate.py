@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from training.evaluate import CaseRow, evaluate_rows, main, read_cases, write_per_case
-from training.metrics import aggregate, case_metrics, dice_score, hd95, iou_score
+from training.metrics import (
+    aggregate,
+    bootstrap_ci,
+    case_metrics,
+    dice_score,
+    hd95,
+    interval_summary,
+    iou_score,
+)
 
 H, W = 60, 80
 
@@ -85,6 +93,47 @@ def test_aggregate_averages_positives_and_counts_false_positive_cases():
     assert aggregate(cases[3:])["dice"] is None
 
 
+def test_bootstrap_interval_brackets_the_mean_repeats_and_narrows_with_more_cases():
+    values = np.random.default_rng(1).uniform(0.0, 1.0, 300)
+    lo, hi = bootstrap_ci(values[:30])
+    assert lo < float(np.mean(values[:30])) < hi
+    assert bootstrap_ci(values[:30]) == (lo, hi)  # seeded: one answer per input
+    assert bootstrap_ci(values[:30], seed=1) != (lo, hi)
+    lo300, hi300 = bootstrap_ci(values)
+    assert (hi300 - lo300) < 0.5 * (hi - lo)  # ten times the cases: ~1/sqrt(10) of the width
+    assert bootstrap_ci([0.5] * 10) == (0.5, 0.5)
+    assert bootstrap_ci([0.7]) is None and bootstrap_ci([]) is None
+    assert bootstrap_ci([float("nan"), 0.2, 0.4]) == bootstrap_ci([0.2, 0.4])  # NaN (no lesion) left out
+
+
+def test_block_bootstrap_widens_the_interval_when_consecutive_frames_are_alike():
+    """A recording that misses the tumour for five frames running, then finds it for five: resampling
+    frame by frame treats those as 30 independent draws; runs of 3 do not, and the interval widens.
+    The same values in an order with no runs do not widen."""
+    runs = ([0.0] * 5 + [1.0] * 5) * 3
+    alternating = [0.0, 1.0] * 15
+    width = {}
+    for name, v in (("runs", runs), ("alternating", alternating)):
+        for block in (1, 3):
+            lo, hi = bootstrap_ci(v, block=block)
+            assert lo < 0.5 < hi
+            width[name, block] = hi - lo
+    assert width["runs", 3] > 1.2 * width["runs", 1]
+    assert width["alternating", 3] < width["alternating", 1]
+    assert bootstrap_ci(runs, block=100) is not None  # a block longer than the values is clamped
+
+
+def test_interval_summary_covers_positive_cases_only():
+    gt, empty = square(20, 15), np.zeros((H, W), bool)
+    cases = [case_metrics(gt, gt), case_metrics(empty, gt), case_metrics(square(25, 15), gt),
+             case_metrics(square(0, 0, 3), empty)]
+    ci = interval_summary(cases, block=2)
+    assert ci["block"] == 2
+    assert ci["dice"] == list(bootstrap_ci([1.0, 0.0, 0.75], block=2))
+    assert ci["sensitivity"][0] < aggregate(cases)["sensitivity"] < ci["sensitivity"][1]
+    assert interval_summary(cases[3:]) == {"dice": None, "sensitivity": None, "block": 1}
+
+
 def _write_case(d: Path, name: str, mask: np.ndarray, colour: int) -> tuple[str, str]:
     img = np.full((H, W, 3), colour, np.uint8)
     cv2.imwrite(str(d / f"{name}.png"), img)
@@ -122,6 +171,9 @@ def test_evaluate_rows_on_hand_made_cases(tmp_path):
     assert summary["dice"] == pytest.approx((1 + 0 + 0.5) / 3)
     assert summary["false_positive_rate"] == pytest.approx(0.5)
     assert summary["ms_per_case"] >= 0
+    assert summary["ci95"]["block"] == 1
+    assert summary["ci95"]["dice"][0] <= summary["dice"] <= summary["ci95"]["dice"][1]
+    assert evaluate_rows(rows, predict, progress=False, ci_block=2)[0]["ci95"]["block"] == 2
     out = tmp_path / "pc.csv"
     write_per_case(out, per_case)
     with open(out) as f:
@@ -198,7 +250,7 @@ def test_cli_end_to_end(tiny_model, vf_csv, tmp_path, capsys, mode):
     model_stem = str(tiny_model)[: -len(".json")]
     args = ["--model", model_stem, "--csv", str(vf_csv), "--device", "cpu", "--no-progress", *mode]
     if mode == ["--pseudo-nbi"]:
-        args += ["--per-case", str(tmp_path / "pc.csv"), "--report", str(tmp_path / "rep")]
+        args += ["--per-case", str(tmp_path / "pc.csv"), "--report", str(tmp_path / "rep"), "--ci-block", "2"]
     assert main(args) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     res = json.loads(last)
@@ -211,8 +263,16 @@ def test_cli_end_to_end(tiny_model, vf_csv, tmp_path, capsys, mode):
         with open(tmp_path / "pc.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         assert len(rows) == 3 and rows[2]["gt_area"] == "0"
+        assert res["ci95"]["block"] == 2 and len(res["ci95"]["sensitivity"]) == 2
         sheet = cv2.imread(str(tmp_path / "rep" / "report.png"))
         assert sheet is not None and sheet.shape[1] >= 3 * 200
+
+
+def test_cli_refuses_a_bootstrap_block_under_one(tiny_model, vf_csv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(tiny_model), "--csv", str(vf_csv), "--ci-block", "0"])
+    assert e.value.code == 2
+    assert "--ci-block" in capsys.readouterr().err
 
 
 def test_cli_bad_csv_is_a_clear_error(tiny_model, tmp_path, capsys):

@@ -2,14 +2,15 @@
 
     python -m training evaluate --model PATH --csv FILE [--pseudo-nbi] [--wli-only | --nbi-only]
         [--no-registration] [--no-tta] [--other-device] [--no-noise-check] [--device D]
-        [--per-case OUT.csv] [--report DIR]
+        [--per-case OUT.csv] [--report DIR] [--ci-block N]
 
 PATH is the model's .json card or its path without extension. CSV columns
 ``wli_path,nbi_path,label_path`` (paths relative to the CSV; ``nbi_path`` may be empty; label
 pixels > 0 = tumour). The last stdout line is one JSON object with n, n_positive, dice, iou,
 hd95, sensitivity, specificity, false_positive_rate, ms_per_case (see training.metrics for
 which cases each number averages over), ``by_size`` (Dice, sensitivity and detection per
-lesion-size bin) and, whenever NBI is used, ``dice_nbi_noise``: the Dice with every NBI image
+lesion-size bin), ``ci95`` (95 % bootstrap intervals of Dice and sensitivity; ``--ci-block``) and,
+whenever NBI is used, ``dice_nbi_noise``: the Dice with every NBI image
 replaced by noise (seeded per case). A network that ignores its NBI stream scores the same
 with noise; one that uses it drops.
 
@@ -38,7 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.metrics import CaseMetrics, aggregate, by_lesion_size, case_metrics
+from training.metrics import CaseMetrics, aggregate, by_lesion_size, case_metrics, interval_summary
 
 
 @dataclass
@@ -159,11 +160,14 @@ def evaluate_rows(
     progress: bool = True,
     other_device: bool = False,
     noise_check: bool = True,
+    ci_block: int = 1,
 ) -> tuple[dict, list[tuple[str, CaseMetrics]]]:
     """Run ``predict(wli, nbi, homography) -> bool mask (H,W)`` on every row; (summary, per case).
 
     With ``noise_check`` every case that has NBI is predicted a second time with its NBI
-    replaced by noise; the summary's ``dice_nbi_noise`` is that Dice (None without NBI)."""
+    replaced by noise; the summary's ``dice_nbi_noise`` is that Dice (None without NBI).
+    ``ci95``: 95 % bootstrap intervals of Dice and sensitivity, runs of ``ci_block`` consecutive
+    cases resampled together (``training.metrics.bootstrap_ci``)."""
     per_case: list[tuple[str, CaseMetrics]] = []
     noise_case: list[CaseMetrics] = []
     ms: list[float] = []
@@ -192,6 +196,7 @@ def evaluate_rows(
     summary = aggregate(m for _, m in per_case)
     summary["ms_per_case"] = float(np.mean(ms)) if ms else None
     summary["by_size"] = by_lesion_size(m for _, m in per_case)
+    summary["ci95"] = interval_summary([m for _, m in per_case], block=ci_block)
     summary["dice_nbi_noise"] = aggregate(noise_case)["dice"] if noise_case else None
     summary["fpr_nbi_noise"] = aggregate(noise_case)["false_positive_rate"] if noise_case else None
     return summary, per_case
@@ -271,6 +276,13 @@ def write_report(
     return path
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="the model's .json card or its path without extension")
@@ -288,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the second pass with NBI replaced by noise (dice_nbi_noise)")
     p.add_argument("--no-registration", action="store_true", help="use NBI unregistered (identity homography)")
     p.add_argument("--no-tta", action="store_true", help="ignore the card's test_time_flips (one plain view)")
+    p.add_argument("--ci-block", type=_positive_int, default=1, metavar="N",
+                   help="bootstrap intervals resample runs of N consecutive cases (frames of one recording "
+                        "are alike: use ~3 for a laryngeal sequence of 30 frames; 1 for independent images)")
     p.add_argument("--device", default="auto")
     p.add_argument("--per-case", default=None, metavar="OUT.csv")
     p.add_argument("--report", default=None, metavar="DIR")
@@ -329,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = {"pseudo_nbi": args.pseudo_nbi, "wli_only": args.wli_only, "no_registration": args.no_registration,
             "other_device": args.other_device}
     summary, per_case = evaluate_rows(rows, predict, progress=not args.no_progress,
-                                      noise_check=not args.no_noise_check, **opts)
+                                      noise_check=not args.no_noise_check, ci_block=args.ci_block, **opts)
     if args.per_case:
         write_per_case(args.per_case, per_case)
     if args.report:
