@@ -186,6 +186,25 @@ def test_main_py_runs_the_training_cli_like_python_dash_m(tmp_path) -> None:
     assert proc.returncode == 0 and "train" in proc.stdout and "export" in proc.stdout
 
 
+def test_train_dialog_says_when_the_held_out_cases_cannot_tell_the_versions_apart(qtbot, trainable_workspace) -> None:
+    """Two held-out cases and --lr 0 (the new version equals its base): the dialog's verdict carries
+    the paired difference and its interval, both 0, read from the card the trainer wrote."""
+    from viewer.train_dialog import TrainDialog
+
+    ws = trainable_workspace
+    dlg = TrainDialog(ws.root, ws.models(), extra_args=[*FAST, "--lr", "0", "--val-fraction", "0.67"])
+    qtbot.addWidget(dlg)
+    dlg.epochs.setValue(1)
+    with qtbot.waitSignal(dlg.finishedWith, timeout=240000) as blocker:
+        dlg.start_btn.click()
+    result = blocker.args[0]
+    assert result is not None, dlg.log.toPlainText()
+    card = {m["id"]: m for m in ws.models()}[result["registered"]]["card"]
+    assert card["metrics"]["val_dice_gain_n"] == 2 and card["metrics"]["val_dice_gain_ci95"] == [0.0, 0.0]
+    assert ("Difference 0.000 (95 % interval 0.000 to 0.000) over 2 held-out tumour cases: too few to tell the two "
+            "apart.") in dlg.log.toPlainText()
+
+
 def test_held_out_summary_says_whether_the_new_version_beat_its_parent() -> None:
     from viewer.train_dialog import held_out_summary
 
@@ -195,6 +214,14 @@ def test_held_out_summary_says_whether_the_new_version_beat_its_parent() -> None
     assert "not better than the base model's 0.790" in worse and "roll back" in worse
     assert held_out_summary({"val_dice": 0.5}) == " Held-out Dice 0.500."
     assert held_out_summary({}) == ""
+    # the trainer's paired interval (training.validation.held_out_gain): a "better" the cases cannot back
+    lucky = held_out_summary({"val_dice": 0.84, "parent_val_dice": 0.79, "val_dice_gain": 0.05,
+                              "val_dice_gain_ci95": [-0.02, 0.11], "val_dice_gain_n": 6})
+    assert lucky == (" Held-out Dice 0.840, better than the base model's 0.790 on the same cases. Difference +0.050 "
+                     "(95 % interval -0.020 to +0.110) over 6 held-out tumour cases: too few to tell the two apart.")
+    clear = held_out_summary({"val_dice": 0.84, "parent_val_dice": 0.69, "val_dice_gain": 0.15,
+                              "val_dice_gain_ci95": [0.08, 0.22], "val_dice_gain_n": 12})
+    assert clear.endswith("Difference +0.150 (95 % interval +0.080 to +0.220) over 12 held-out tumour cases.")
 
 
 def test_live_plot_labels_the_loss_on_its_own_scale(qtbot) -> None:

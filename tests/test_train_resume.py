@@ -208,3 +208,42 @@ def test_finetune_keeps_the_parents_inference_size_threshold_and_views(tmp_path,
     pred = Predictor.load(tmp_path / "b" / "b.json", device="cpu")
     assert pred.input_size == 96 and pred.decision_threshold == 0.3 and pred.flips == [()]
     assert finetune("c", "--tta-flips", "none,v")["test_time_flips"] == ["none", "v"]
+
+
+def test_finetune_records_its_held_out_gain_over_the_parent_with_an_interval(tmp_path, capsys):
+    """The card carries the paired held-out difference (new - parent Dice on the same tumour images)
+    and its bootstrap interval; the per-image Dice behind it stays out of logs and card."""
+    import csv
+
+    from model.card import load_model
+    from training.train import main
+    from training.validation import held_out_gain
+
+    data = make_export(tmp_path / "export", 6)
+    with open(data / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(data / "manifest.csv", "w", newline="") as f:  # three held-out cases, not one
+        w = csv.writer(f)
+        w.writerow(["id", "split"])
+        w.writerows([r["id"], "val" if i >= 3 else "train"] for i, r in enumerate(rows))
+    assert main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "p"), "--model-id", "p", *FAST]) == 0
+    parent = _last_json(capsys.readouterr().out)["model"]
+    assert main(["--data", str(data), "--epochs", "2", "--lr", "3e-3", "--out", str(tmp_path / "f"), "--model-id", "f",
+                 "--init", parent, "--parent-blend", "1", *FAST]) == 0
+    out = capsys.readouterr().out
+    done = _last_json(out)
+    m = load_model(done["model"])[1]["metrics"]
+    assert done["metrics"]["val_dice_gain_ci95"] == m["val_dice_gain_ci95"]  # what the Train dialog reads
+    assert m["val_dice_gain_n"] == 3
+    assert m["val_dice_gain"] == pytest.approx(m["val_dice"] - m["parent_val_dice"], abs=1e-9)
+    lo, hi = m["val_dice_gain_ci95"]
+    assert lo <= m["val_dice_gain"] <= hi
+    assert "case_dice" not in out and "case_dice" not in (tmp_path / "f" / "log.jsonl").read_text()
+    assert "case_dice" not in json.dumps(m)
+    # no interval without two paired tumour images, or across groups (val_dice is then a mean of groups)
+    assert held_out_gain({"case_dice": [0.5]}, {"case_dice": [0.4]}) is None
+    assert held_out_gain({"case_dice": [0.5, 0.6]}, {"case_dice": [0.4]}) is None
+    assert held_out_gain({"case_dice": [0.5, 0.6], "val_dice_a": 1, "val_dice_b": 1},
+                         {"case_dice": [0.4, 0.5]}) is None
+    g = held_out_gain({"case_dice": [0.9, 0.5, 0.7]}, {"case_dice": [0.8, 0.4, 0.6]})
+    assert g["val_dice_gain"] == pytest.approx(0.1) and g["val_dice_gain_ci95"] == pytest.approx([0.1, 0.1])

@@ -45,7 +45,7 @@ from training.run_log import LOG_NAME, JsonLog, rounded
 from training.schedule import EpochSampler, lr_factor, parse_size_schedule, run_progress, size_at
 from training.train_args import check_args, inherited_operating_point, interactive_share
 from training.train_data import build_datasets
-from training.validation import set_train_mode, validate
+from training.validation import set_train_mode, validate, without_cases
 
 if TYPE_CHECKING:
     from model.config import ADFConfig
@@ -198,7 +198,7 @@ def setup(args: argparse.Namespace, argv: list[str]) -> Run:
            "device": procs.device, "amp": r.prec.amp, "threads": procs.threads, "world": procs.world,
            "epochs": args.epochs, "steps_per_epoch": steps_per_epoch, "size_schedule": schedule})
     if r.parent_val:
-        r.log({"event": "parent_val", **rounded(r.parent_val)})
+        r.log({"event": "parent_val", **rounded(without_cases(r.parent_val))})
     return r
 
 
@@ -434,7 +434,7 @@ def end_epoch(r: Run, rec: dict) -> None:
         val_s = time.time() - tv
         r.last_val["val_seconds"] = round(val_s, 1)
         st.elapsed += val_s  # the time budget covers validation too
-        rec.update(r.last_val)
+        rec.update(without_cases(r.last_val))
         vd = r.last_val.get("val_dice")
         if vd is not None and vd > st.best:
             st.best, st.best_epoch, st.bad_vals, improved = vd, st.epoch + 1, 0, True

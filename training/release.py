@@ -22,6 +22,7 @@ from training.click_sim import interactive_card
 from training.copy_paste import CopyPasteConfig
 from training.hardware import machine_info
 from training.run_log import rounded
+from training.validation import held_out_gain
 
 if TYPE_CHECKING:
     from training.loop import Run
@@ -149,6 +150,7 @@ def release(r: Run) -> None:
             final_val = r.last_val or r.validate()
         metrics.update({k: v for k, v in final_val.items() if k.startswith("val_") and k != "val_seconds"})
         metrics["val_size_px"] = r.val_size
+        metrics.update(held_out_gain(final_val, r.parent_val) or {})
     from model.card import save_model
 
     js = save_model(r.net, r.cfg, r.out / r.model_id, model_card(r, metrics))

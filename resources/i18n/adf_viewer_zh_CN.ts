@@ -1425,6 +1425,14 @@ Restore them as new revisions?</source>
         <translation>留出集 Dice {own}，在相同病例上未优于基础模型的 {base}：请比较两者，必要时在 模型 ▸ 模型版本 中回退。</translation>
     </message>
     <message>
+        <source>Difference {gain} (95 % interval {lo} to {hi}) over {n} held-out tumour cases: too few to tell the two apart.</source>
+        <translation>在 {n} 个留出的肿瘤病例上，差值为 {gain}（95% 区间 {lo} 至 {hi}）：病例太少，无法区分两个版本的优劣。</translation>
+    </message>
+    <message>
+        <source>Difference {gain} (95 % interval {lo} to {hi}) over {n} held-out tumour cases.</source>
+        <translation>在 {n} 个留出的肿瘤病例上，差值为 {gain}（95% 区间 {lo} 至 {hi}）。</translation>
+    </message>
+    <message>
         <source>Train a new model version</source>
         <translation>训练新的模型版本</translation>
     </message>
