@@ -2,11 +2,12 @@
 does it gain on the rest of that recording, and what does it forget? Prints one JSON object.
 
     .venv/bin/python benchmarks/bench_adapt.py --model runs/r3a/adf-tiny-r3a [--ks 5,10,20]
-        [--config NAME="--epochs 20 --parent-blend 0.5" ...] [--scenario seq2|nbi_only_lesion]
-        [--old-data] [--keep DIR] [--visit-size V] [--normals N]
+        [--config NAME="--epochs 20 --parent-blend 0.5" ...] [--scenario plain|nbi_only_lesion]
+        [--fold a|b] [--old-data] [--keep DIR] [--visit-size V] [--normals N]
 
-The model must not have trained on laryngeal recording seq2 (fold "a" of the release-3 split).
-For each K and each trainer configuration: the first K frames of seq2 (by name, as a clinician
+The model must not have trained on the recording: laryngeal seq2 with ``--fold a`` (the default;
+a model of fold "a" of the release-3 split), seq1 with ``--fold b`` (a fold-b model). Below, "seq2"
+is that recording. For each K and each trainer configuration: the first K frames of seq2 (by name, as a clinician
 works through a recording) are imported with their reference masks as corrected cases into a
 fresh workspace, with pseudo-NBI; ``python -m training train --data WS --init MODEL`` runs with
 the configuration's options (the Train dialog's defaults otherwise, including its 20 % of
@@ -22,7 +23,8 @@ tumour-free cases (what ``--parent-blend auto`` and the activation rule judge by
 frames of one recording: a held-out visit is no new patient, so the held-out figures are a
 choosing signal, never a report; the report stays the rest of seq2, seq6 and Kvasir.
 
-Scenario ``nbi_only_lesion``: NBI carries what WLI lacks. In every frame the lesion is
+Scenario ``plain`` (also spelled ``seq2``, its first name): the frames as recorded. Scenario
+``nbi_only_lesion``: NBI carries what WLI lacks. In every frame the lesion is
 inpainted out of the WLI image (OpenCV Telea inpainting of the dilated mask), while the NBI is
 the pseudo-NBI of the original frame, so only NBI shows the lesion. Scored with both streams,
 WLI-only and with NBI replaced by noise: if fine-tuning teaches the NBI stream, both-streams
@@ -55,8 +57,11 @@ def evaluate(model: Path, csv_path: Path, *extra: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def build_frames(shared: Path, scenario: str, dest: Path) -> list[tuple[str, Path, Path, Path]]:
-    """(name, wli, nbi, mask) files of every seq2 frame, rendered for the scenario."""
+RECORDING = {"a": "seq2", "b": "seq1"}  # the laryngeal recording each fold never trained on
+
+
+def build_frames(shared: Path, scenario: str, dest: Path, fold: str = "a") -> list[tuple[str, Path, Path, Path]]:
+    """(name, wli, nbi, mask) files of every frame of the fold's unseen recording, rendered for the scenario."""
     import cv2
 
     from model.pseudo_nbi import pseudo_nbi
@@ -64,7 +69,7 @@ def build_frames(shared: Path, scenario: str, dest: Path) -> list[tuple[str, Pat
     from training.imageio import read_rgb
 
     dest.mkdir(parents=True, exist_ok=True)
-    items = vocalfolds_split(shared / "vocalfolds", "val", "a")[0]  # every frame of seq2
+    items = vocalfolds_split(shared / "vocalfolds", "val", fold)[0]  # every frame of the unseen recording
     out = []
     for i, it in enumerate(items):
         wli = read_rgb(it.image)
@@ -83,8 +88,8 @@ def build_frames(shared: Path, scenario: str, dest: Path) -> list[tuple[str, Pat
 
 
 def build_normals(shared: Path, n: int, dest: Path) -> list[tuple[str, list[tuple[str, Path, Path, Path]]]]:
-    """(patient id, frames) of ``n`` tumour-free frames spread evenly over the fold-a training
-    negatives, one patient per sequence; empty masks, pseudo-NBI."""
+    """(patient id, frames) of ``n`` tumour-free frames spread evenly over the training negatives
+    (seq3, seq4, seq5 in both folds), one patient per sequence; empty masks, pseudo-NBI."""
     import cv2
 
     from model.pseudo_nbi import pseudo_nbi
@@ -115,7 +120,7 @@ def write_csv(path: Path, frames: list[tuple[str, Path, Path, Path]]) -> Path:
 
 
 def score(model: Path, csv_path: Path, scenario: str) -> dict:
-    """The figures of one model on the rest of seq2 (plus WLI-only in the NBI scenario)."""
+    """The figures of one model on the rest of the recording (plus WLI-only in the NBI scenario)."""
     full = evaluate(model, csv_path)
     res = {"dice": round(full["dice"], 4), "sensitivity": round(full["sensitivity"], 4),
            "dice_nbi_noise": round(full["dice_nbi_noise"], 4) if full.get("dice_nbi_noise") is not None else None,
@@ -127,11 +132,13 @@ def score(model: Path, csv_path: Path, scenario: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="a model that never trained on seq2")
+    ap.add_argument("--model", required=True, help="a model that never trained on the fold's recording")
+    ap.add_argument("--fold", default="a", choices=sorted(RECORDING),
+                    help="a: adapt to seq2 (a fold-a model), b: adapt to seq1 (a fold-b model)")
     ap.add_argument("--ks", default="5,10,20")
     ap.add_argument("--config", action="append", default=[],
                     help='NAME="trainer options" (repeatable; default: the trainer defaults only)')
-    ap.add_argument("--scenario", default="seq2", choices=["seq2", "nbi_only_lesion"])
+    ap.add_argument("--scenario", default="plain", choices=["plain", "seq2", "nbi_only_lesion"])
     ap.add_argument("--old-data", action="store_true", help="also score Kvasir val_report and seq6 (forgetting)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--keep", default=None, help="work in this new folder and keep it")
@@ -151,16 +158,19 @@ def main() -> int:
         from training.importer import import_sources
         from training.store import Workspace
 
-        frames = build_frames(Path(args.shared), args.scenario, tmp / "frames")
+        frames = build_frames(Path(args.shared), args.scenario, tmp / "frames", args.fold)
+        rec_name = RECORDING[args.fold]
         normals = build_normals(Path(args.shared), args.normals, tmp / "normals")
         old = write_public_eval_csvs(Path(args.shared), tmp / "eval") if args.old_data else {}
-        results: dict = {"scenario": args.scenario, "model": str(model), "frames": len(frames), "runs": []}
+        results: dict = {"scenario": args.scenario, "fold": args.fold, "recording": rec_name, "model": str(model),
+                         "frames": len(frames), "runs": []}
         for k in ks:
             rest_csv = write_csv(tmp / f"rest_{k}.csv", frames[k:])
             before = score(model, rest_csv, args.scenario)
             for name, opts in configs.items():
                 v = args.visit_size if args.visit_size > 0 else k
-                patients = [("seq2" if v >= k else f"seq2-visit{j // v + 1}", frames[j:j + v]) for j in range(0, k, v)]
+                patients = [(rec_name if v >= k else f"{rec_name}-visit{j // v + 1}", frames[j:j + v])
+                            for j in range(0, k, v)]
                 ws_path = tmp / f"k{k}_{name}" / "ws"
                 with Workspace.open(ws_path, create=True) as ws:
                     for pid, group in [*patients, *normals]:
