@@ -129,7 +129,9 @@ def test_models_dialog_activates_and_rolls_back_without_touching_revisions(qtbot
     cfg = get_preset("tiny")
     parent = {"id": "adf-base", "sha256": "0" * 64, "path": "base/adf-base.json"}  # as the trainer writes it
     card = save_model(ADFNet(cfg).eval(), cfg, tmp_path / "v2" / "adf-v2",
-                      {"id": "adf-v2", "parent": parent, "metrics": {"val_dice": 0.5, "parent_val_dice": 0.45}})
+                      {"id": "adf-v2", "parent": parent,
+                       "metrics": {"val_dice": 0.5, "parent_val_dice": 0.45, "val_dice_gain": 0.05,
+                                   "val_dice_gain_ci95": [-0.04, 0.13], "val_dice_gain_n": 5}})
     ws.register_model(card, activate=True)
     revs_before = {c.id: [r.sha256 for r in ws.history(c.id)] for c in ws.cases()}
     win = make_window(qtbot, tmp_path, FakePredictor())
@@ -138,6 +140,9 @@ def test_models_dialog_activates_and_rolls_back_without_touching_revisions(qtbot
     qtbot.addWidget(dlg)
     assert dlg.table.rowCount() == 2 and dlg.table.item(1, 2).text() == "adf-base"
     assert dlg.table.item(1, 3).text() == "0.500 (parent 0.450)"
+    assert dlg.table.item(1, 3).toolTip() == ("Difference +0.050 (95 % interval -0.040 to +0.130) over 5 held-out "
+                                              "tumour cases: too few to tell the two apart.")
+    assert dlg.table.item(0, 3).toolTip() == ""  # the base model: nothing to compare with
     dlg.activated.connect(win.activate_model)
     dlg.roll_back()
     assert [m["id"] for m in ws.models() if m["active"]] == ["adf-base"]

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer import i18n
+from viewer.train_dialog import gain_interval
 
 
 def _metric(card: dict, *keys: str) -> str:
@@ -164,6 +165,7 @@ class ModelsDialog(QDialog):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.ItemDataRole.UserRole, m["id"])
                 self.table.setItem(i, j, item)
+            self.table.item(i, 3).setToolTip(gain_interval(card.get("metrics") or {}).strip())
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setStretchLastSection(True)
 

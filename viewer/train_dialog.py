@@ -52,14 +52,14 @@ def held_out_summary(metrics: dict) -> str:
         text = QCoreApplication.translate(
             "TrainDialog", "Held-out Dice {own}, not better than the base model's {base} on the same cases: compare "
             "them, and roll back in Model ▸ Model versions if needed.")
-    return " " + text.format(own=own_s, base=i18n.number(base, 3)) + _gain_interval(metrics)
+    return " " + text.format(own=own_s, base=i18n.number(base, 3)) + gain_interval(metrics)
 
 
 def _signed(value: float) -> str:
     return ("+" if value > 0 else "") + i18n.number(value, 3)
 
 
-def _gain_interval(metrics: dict) -> str:
+def gain_interval(metrics: dict) -> str:
     """' Difference +0.050 (95 % interval -0.020 to +0.110) over 6 held-out tumour cases: too few to
     tell the two apart.' when the trainer measured the paired interval (training.validation.held_out_gain)."""
     gain, ci, n = metrics.get("val_dice_gain"), metrics.get("val_dice_gain_ci95"), metrics.get("val_dice_gain_n")
