@@ -81,17 +81,22 @@ def test_train_dialog_keeps_the_base_model_when_the_new_version_is_not_better(qt
     assert out.mask.shape == (ws.cases()[0].height, ws.cases()[0].width)
 
 
-def test_train_dialog_activates_a_version_with_no_base_to_compare_with(qtbot, filled_workspace) -> None:
-    from viewer.train_dialog import TrainDialog
-
-    ws = filled_workspace
-    dlg = TrainDialog(ws.root, [], extra_args=FAST)
+def _train_one_epoch(qtbot, dlg):
+    """Click Start on a Train dialog set to one epoch; (dialog, the trainer's done event)."""
     qtbot.addWidget(dlg)
     dlg.epochs.setValue(1)
     with qtbot.waitSignal(dlg.finishedWith, timeout=240000) as blocker:
         dlg.start_btn.click()
     result = blocker.args[0]
     assert result is not None, dlg.log.toPlainText()
+    return dlg, result
+
+
+def test_train_dialog_activates_a_version_with_no_base_to_compare_with(qtbot, filled_workspace) -> None:
+    from viewer.train_dialog import TrainDialog
+
+    ws = filled_workspace
+    dlg, result = _train_one_epoch(qtbot, TrainDialog(ws.root, [], extra_args=FAST))
     assert result["activated"] is True and result["activation"] == "no parent to compare with"
     assert [m["id"] for m in ws.models() if m["active"]] == [result["registered"]]
     assert "registered and activated" in dlg.log.toPlainText() and dlg.activate_btn.isHidden()
@@ -197,13 +202,8 @@ def test_train_dialog_says_when_the_held_out_cases_cannot_tell_the_versions_apar
     from viewer.train_dialog import TrainDialog
 
     ws = trainable_workspace
-    dlg = TrainDialog(ws.root, ws.models(), extra_args=[*FAST, "--lr", "0", "--val-fraction", "0.67"])
-    qtbot.addWidget(dlg)
-    dlg.epochs.setValue(1)
-    with qtbot.waitSignal(dlg.finishedWith, timeout=240000) as blocker:
-        dlg.start_btn.click()
-    result = blocker.args[0]
-    assert result is not None, dlg.log.toPlainText()
+    dlg, result = _train_one_epoch(
+        qtbot, TrainDialog(ws.root, ws.models(), extra_args=[*FAST, "--lr", "0", "--val-fraction", "0.67"]))
     card = {m["id"]: m for m in ws.models()}[result["registered"]]["card"]
     assert card["metrics"]["val_dice_gain_n"] == 2 and card["metrics"]["val_dice_gain_ci95"] == [0.0, 0.0]
     assert ("Difference 0.000 (95 % interval 0.000 to 0.000) over 2 held-out tumour cases: too few to tell the two "
