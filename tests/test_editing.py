@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 
 from tests.viewer_fixtures import (  # noqa: F401
     FakePredictor,
@@ -83,6 +83,52 @@ def test_brush_stroke_on_the_nbi_view_lands_in_wli_space_through_the_homography(
     ys, xs = np.nonzero(mask)
     assert abs(xs.mean() + 0.5 - wx) < 1.5 and abs(ys.mean() + 0.5 - wy) < 1.5
     assert np.array_equal(mask, capsule_pixels(mask.shape, pts, 4))
+
+
+def test_a_case_without_nbi_shows_a_blank_frame_on_the_nbi_side_that_still_takes_edits(qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811
+    """A WLI-only case: the NBI side shows a flat frame exactly the WLI's size (so the outline sits in
+    an image area, not floating on the background), the outline drawn on it; a stroke there lands at
+    the same WLI pixels and is what the save holds."""
+    import qimage2ndarray
+    from PySide6.QtGui import QImage, QPainter
+
+    from training.store import Workspace
+    from viewer.pair_view import NO_NBI_FILL
+
+    win = open_case_without_prediction(qtbot, tmp_path, gui_workspace)
+    gamma = next(c.id for c in win.ws.cases() if c.patient_id == "P-gamma")
+    win.open_case(gamma)
+    wait_for_prediction(qtbot, win, gamma)
+    mask = win.current_session().mask.astype(bool)
+    assert mask.any() and "No NBI" in win.pair.titles[NBI].text()
+    h, w = mask.shape
+    view = win.pair.views[NBI]
+    pad = 4  # render a margin around the image: the frame must stop exactly at its edges
+    img = QImage(w + 2 * pad, h + 2 * pad, QImage.Format.Format_ARGB32)
+    img.fill(0)
+    painter = QPainter(img)
+    view.scene().render(painter, QRectF(0, 0, w + 2 * pad, h + 2 * pad), QRectF(-pad, -pad, w + 2 * pad, h + 2 * pad))
+    painter.end()
+    rgb = qimage2ndarray.rgb_view(img)
+    fill = np.array([NO_NBI_FILL.red(), NO_NBI_FILL.green(), NO_NBI_FILL.blue()])
+    is_fill = (rgb == fill).all(axis=2)
+    inside = np.zeros(is_fill.shape, bool)
+    inside[pad:pad + h, pad:pad + w] = True
+    assert not is_fill[~inside].any()  # nothing of the frame outside the image's extent
+    coloured = ~is_fill & inside
+    assert coloured[pad:pad + h, pad:pad + w][~mask].sum() < 0.01 * w * h  # the frame where there is no outline
+    assert coloured[pad:pad + h, pad:pad + w][mask].any()  # the outline drawn on it
+    win.editor.replace_mask(np.zeros((h, w), bool), "clear")
+    win.pair.actual_size()
+    win.editor.set_tool("brush")
+    win.editor.set_radius(5)
+    pts = drag(qtbot, view, [(40, 40), (90, 70)])
+    stroke = capsule_pixels((h, w), pts, 5)
+    assert np.array_equal(win.current_session().mask.astype(bool), stroke)
+    rev = win.save_current("test")
+    with Workspace.open(gui_workspace) as ws:
+        assert ws.latest_revision(gamma).rev == rev.rev
+        assert np.array_equal(ws.load_mask(ws.latest_revision(gamma)), stroke)
 
 
 def test_polygon_fill_with_enter_and_cancel_with_escape(qtbot, tmp_path, gui_workspace) -> None:  # noqa: F811

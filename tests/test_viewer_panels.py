@@ -176,7 +176,12 @@ def test_layouts_and_nbi_labels(qtbot, tmp_path, gui_workspace) -> None:  # noqa
     assert "SYNTHETIC" in win.pair.titles["nbi"].text()
     win.open_case("gamma")
     assert "No NBI" in win.pair.titles["nbi"].text()
-    assert not win.pair.image_items["nbi"].isVisible()
+    # no NBI image: a flat frame of the WLI's size in its place (tests/test_editing.py looks at it)
+    from viewer.pair_view import NO_NBI_FILL
+
+    blank = win.pair.image_items["nbi"].pixmap().toImage()
+    assert (blank.width(), blank.height()) == (win.image_rgb.shape[1], win.image_rgb.shape[0])
+    assert blank.pixelColor(0, 0) == NO_NBI_FILL and win.pair.image_items["nbi"].transform().isIdentity()
 
 
 def test_the_window_module_does_not_import_torch() -> None:

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from viewer.overlay import OverlayBuffer, OverlayItem
 
 WLI, NBI = "wli", "nbi"
+NO_NBI_FILL = QColor(52, 52, 52)  # the NBI side of a case without NBI: lighter than the view's background
 LAYOUTS = ("side_by_side", "wli_only", "nbi_only", "swapped")
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 0.02, 64.0
@@ -292,8 +293,13 @@ class PairView(QWidget):
             self.image_items[NBI].setTransform(homography_to_qtransform(self.homography))
             self.image_items[NBI].show()
         else:
-            self.image_items[NBI].setPixmap(QPixmap())
-            self.image_items[NBI].hide()
+            # No NBI: a flat frame of the WLI's size, so the outline, the clicks and the crosshair this
+            # side still takes sit inside a visible image area instead of floating on the background.
+            blank = QPixmap(w, h)
+            blank.fill(NO_NBI_FILL)
+            self.image_items[NBI].setPixmap(blank)
+            self.image_items[NBI].setTransform(QTransform())
+            self.image_items[NBI].show()
         self.titles[WLI].setText("WLI")
         self.titles[NBI].setText(nbi_label)
         if self.overlay is None or self.overlay.size != (w, h):
