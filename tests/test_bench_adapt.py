@@ -1,6 +1,6 @@
 """benchmarks/bench_adapt.py (issue 15, retraining that adapts to a clinic): each fold adapts to the
 recording it never trained on — seq2 for a fold-a model, seq1 for a fold-b model — from the first K
-frames, and scores the rest. Runs on tests/data/public_mini, never ../shared."""
+frames, and scores the rest. Runs on tests/data/public_mini only."""
 from __future__ import annotations
 
 import json
