@@ -67,7 +67,8 @@ def test_train_dialog_keeps_the_base_model_when_the_new_version_is_not_better(qt
     assert isinstance(card["metrics"]["parent_val_dice"], float) and card["training"]["parent_blend"] == 0.5
     assert f"Base model on the 1 held-out cases: Dice {card['metrics']['parent_val_dice']:.3f}" in log
     assert "registered but NOT activated" in log and "not better than the base model's" in log
-    assert "50% of the way from the base model's to the fine-tuned ones: that share scored best on the held-out" in log
+    assert ("The held-out cases scored every share alike, so its weights lie 50% of the way from the base model's to "
+            "the fine-tuned ones, the default") in log  # lr 0: every share is the base model
     assert dlg.plot.loss, "the live plot received the epoch's loss"
     assert dlg.activate_btn.isVisible() and dlg.activate_btn.isEnabled()
     qtbot.mouseClick(dlg.activate_btn, Qt.MouseButton.LeftButton)
@@ -198,7 +199,7 @@ def test_main_py_runs_the_training_cli_like_python_dash_m(tmp_path) -> None:
 
 def test_train_dialog_says_when_the_held_out_cases_cannot_tell_the_versions_apart(qtbot, trainable_workspace) -> None:
     """Two held-out cases and --lr 0 (the new version equals its base): the dialog's verdict carries
-    the paired difference and its interval, both 0, read from the card the trainer wrote."""
+    the paired difference (0, an interval of 0 to 0: said as the same Dice), read from the card the trainer wrote."""
     from viewer.train_dialog import TrainDialog
 
     ws = trainable_workspace
@@ -206,8 +207,21 @@ def test_train_dialog_says_when_the_held_out_cases_cannot_tell_the_versions_apar
         qtbot, TrainDialog(ws.root, ws.models(), extra_args=[*FAST, "--lr", "0", "--val-fraction", "0.67"]))
     card = {m["id"]: m for m in ws.models()}[result["registered"]]["card"]
     assert card["metrics"]["val_dice_gain_n"] == 2 and card["metrics"]["val_dice_gain_ci95"] == [0.0, 0.0]
-    assert ("Difference 0.000 (95 % interval 0.000 to 0.000) over 2 held-out tumour cases: too few to tell the two "
-            "apart.") in dlg.log.toPlainText()
+    assert "The two versions outline the 2 held-out tumour cases with the same Dice." in dlg.log.toPlainText()
+
+
+def test_the_blend_sentence_tells_a_choice_from_a_tie(qtbot, trainable_workspace) -> None:
+    from viewer.train_dialog import TrainDialog
+
+    dlg = TrainDialog(trainable_workspace.root, trainable_workspace.models())
+    qtbot.addWidget(dlg)
+    chose = [{"blend": b, "score": sc} for b, sc in ((0.25, 0.7), (0.5, 0.8), (0.75, 0.9), (1.0, 0.85))]
+    assert "75% of the way" in dlg._blend_summary(0.75, chose) and "that share scored best" in dlg._blend_summary(
+        0.75, chose)
+    assert "used as they are" in dlg._blend_summary(1.0, [{**c, "score": c["blend"]} for c in chose])
+    tie = [{"blend": b, "score": 1.0} for b in (0.25, 0.5, 0.75, 1.0)]  # e.g. only tumour-free cases held out
+    assert dlg._blend_summary(0.5, tie).startswith(" The held-out cases scored every share alike")
+    assert "which forgets less" in dlg._blend_summary(0.5, None) and dlg._blend_summary(None, None) == ""
 
 
 def test_held_out_summary_says_whether_the_new_version_beat_its_parent() -> None:
@@ -219,6 +233,8 @@ def test_held_out_summary_says_whether_the_new_version_beat_its_parent() -> None
     assert "not better than the base model's 0.790" in worse and "roll back" in worse
     assert held_out_summary({"val_dice": 0.5}) == " Held-out Dice 0.500."
     assert held_out_summary({}) == ""
+    assert held_out_summary({"val_dice": None, "val_fpr": 0.0}) == (
+        " No tumour case was held out, so the two versions' tumour outlines were not compared.")
     # the trainer's paired interval (training.validation.held_out_gain): a "better" the cases cannot back
     lucky = held_out_summary({"val_dice": 0.84, "parent_val_dice": 0.79, "val_dice_gain": 0.05,
                               "val_dice_gain_ci95": [-0.02, 0.11], "val_dice_gain_n": 6})

@@ -41,6 +41,9 @@ def held_out_summary(metrics: dict) -> str:
     metrics (or 'not better ...: roll back' advice); '' without a held-out Dice."""
     own, base = metrics.get("val_dice"), metrics.get("parent_val_dice")
     if not isinstance(own, (int, float)):
+        if isinstance(metrics.get("val_fpr"), (int, float)):  # only tumour-free cases were held out
+            return " " + QCoreApplication.translate(
+                "TrainDialog", "No tumour case was held out, so the two versions' tumour outlines were not compared.")
         return ""
     own_s = i18n.number(own, 3)
     if not isinstance(base, (int, float)):
@@ -66,7 +69,10 @@ def gain_interval(metrics: dict) -> str:
     if not isinstance(gain, (int, float)) or not isinstance(ci, list) or len(ci) != 2 or not n:
         return ""
     lo, hi = float(ci[0]), float(ci[1])
-    if lo <= 0.0 <= hi:
+    if lo == hi == 0.0:
+        text = QCoreApplication.translate(
+            "TrainDialog", "The two versions outline the {n} held-out tumour cases with the same Dice.")
+    elif lo <= 0.0 <= hi:
         text = QCoreApplication.translate(
             "TrainDialog", "Difference {gain} (95 % interval {lo} to {hi}) over {n} held-out tumour cases: too few "
             "to tell the two apart.")
@@ -311,7 +317,7 @@ class TrainDialog(QDialog):
         elif kind == "done":
             self.result = ev
             self.progress.setValue(100)
-            blend = self._blend_summary(ev.get("parent_blend"), bool((ev.get("metrics") or {}).get("parent_blend_choice")))
+            blend = self._blend_summary(ev.get("parent_blend"), (ev.get("metrics") or {}).get("parent_blend_choice"))
             if ev.get("activated"):
                 head = self.tr("New model {model} registered and activated.").format(model=ev.get("model_id"))
             else:
@@ -324,11 +330,18 @@ class TrainDialog(QDialog):
         elif kind == "error":
             self.log.appendPlainText(self.tr("Error: {message}").format(message=ev.get("message")))
 
-    def _blend_summary(self, share: Any, chosen_on_held_out: bool) -> str:
+    def _blend_summary(self, share: Any, choice: list[dict] | None) -> str:
         """One sentence on where the released weights lie between the base model and the fine-tune
-        (and, with --parent-blend auto, that the held-out cases chose it); empty without a parent."""
+        (and, with --parent-blend auto, whether the held-out cases chose it or scored every share
+        alike, when the default was kept); empty without a parent."""
         if not isinstance(share, (int, float)):
             return ""
+        chosen_on_held_out = bool(choice)
+        scores = {round(float(c["score"]), 9) for c in choice or [] if isinstance(c.get("score"), (int, float))}
+        if chosen_on_held_out and len(scores) <= 1:
+            return " " + self.tr("The held-out cases scored every share alike, so its weights lie {share} of the way "
+                                 "from the base model's to the fine-tuned ones, the default, which forgets less of what "
+                                 "the base model knew.").format(share=i18n.percent(share))
         if chosen_on_held_out and share >= 1:
             return " " + self.tr("The fine-tuned weights scored best on the held-out cases and are used as they are.")
         if chosen_on_held_out:

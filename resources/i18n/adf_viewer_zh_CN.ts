@@ -1425,6 +1425,10 @@ Restore them as new revisions?</source>
         <translation>留出集 Dice {own}，在相同病例上未优于基础模型的 {base}：请比较两者，必要时在 模型 ▸ 模型版本 中回退。</translation>
     </message>
     <message>
+        <source>The two versions outline the {n} held-out tumour cases with the same Dice.</source>
+        <translation>两个版本在 {n} 个留出的肿瘤病例上的勾画 Dice 相同。</translation>
+    </message>
+    <message>
         <source>Difference {gain} (95 % interval {lo} to {hi}) over {n} held-out tumour cases: too few to tell the two apart.</source>
         <translation>在 {n} 个留出的肿瘤病例上，差值为 {gain}（95% 区间 {lo} 至 {hi}）：病例太少，无法区分两个版本的优劣。</translation>
     </message>
@@ -1501,6 +1505,10 @@ Restore them as new revisions?</source>
         <translation>基础模型在 {n} 个留出病例上：Dice {dice}。</translation>
     </message>
     <message>
+        <source>The held-out cases scored every share alike, so its weights lie {share} of the way from the base model&apos;s to the fine-tuned ones, the default, which forgets less of what the base model knew.</source>
+        <translation>留出病例对各比例的得分相同，因此其权重位于基础模型权重到微调权重之间 {share} 处（默认值），可减少对基础模型已学知识的遗忘。</translation>
+    </message>
+    <message>
         <source>The fine-tuned weights scored best on the held-out cases and are used as they are.</source>
         <translation>微调后的权重在留出病例上得分最高，按原样使用。</translation>
     </message>
@@ -1515,6 +1523,10 @@ Restore them as new revisions?</source>
     <message>
         <source>New model {model} registered and activated.</source>
         <translation>新模型 {model} 已注册并启用。</translation>
+    </message>
+    <message>
+        <source>No tumour case was held out, so the two versions&apos; tumour outlines were not compared.</source>
+        <translation>没有留出含肿瘤的病例，因此未比较两个版本的肿瘤勾画。</translation>
     </message>
     <message>
         <source>New model {model} registered but NOT activated: it did not beat the base model on the held-out cases, so the base model stays in use. Use &quot;Activate anyway&quot; to switch to it.</source>
