@@ -20,7 +20,7 @@ from training.data import (
     paired_geometric,
 )
 
-PUBLIC_MINI = ROOT / "tests" / "data" / "public_mini"  # ../shared/data in miniature (tests never read ../shared)
+PUBLIC_MINI = ROOT / "tests" / "data" / "public_mini"  # the shared data folder in miniature (tests never read the real one)
 
 
 def _scene(h: int = 90, w: int = 120) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +163,8 @@ def test_export_folder_dataset(tmp_path: Path):
 
 def test_public_dataset_fixed_split(tmp_path):
     """The split and the readers on real frames in the real layout: tests/data/public_mini is
-    ../shared/data in miniature (made by tests/data/make_fixtures.py; a user's fresh clone has no
-    ../shared), vocalfolds labels still class maps, so tumour = label 4 is what is read."""
+    the shared data folder in miniature (made by tests/data/make_fixtures.py; a user's fresh clone has
+    no shared folder), vocalfolds labels still class maps, so tumour = label 4 is what is read."""
     from training.data import PublicDataset, kvasir_split, vocalfolds_split, write_public_eval_csvs
 
     kv_tr, kv_va = kvasir_split(PUBLIC_MINI / "kvasir-seg-256", "train"), kvasir_split(PUBLIC_MINI / "kvasir-seg-256", "val")

@@ -1,7 +1,7 @@
 """Documentation links stay inside the repository (issue 14, item 9).
 
 Why: a clone, a source archive or the packaged app's docs must not point at files that only
-exist beside the developers' checkout (the README once linked ``../shared/DESIGN.md``).
+exist beside the developers' checkout (the README once linked the developers' shared DESIGN.md beside the checkout).
 """
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def relative_links(text: str) -> list[str]:
 
 def test_the_link_finder_sees_inline_image_and_reference_links() -> None:
     text = ("[a](docs/A.md) ![b](img/b.png \"title\") [c](https://x.org) [d](#anchor)\n"
-            "[`../shared/DESIGN.md`](../shared/DESIGN.md)\n[ref]: ../outside.md\n```\n[e](not/a/link.md)\n```\n")
-    assert relative_links(text) == ["docs/A.md", "img/b.png", "../shared/DESIGN.md", "../outside.md"]
+            "[`../beside/DESIGN.md`](../beside/DESIGN.md)\n[ref]: ../outside.md\n```\n[e](not/a/link.md)\n```\n")
+    assert relative_links(text) == ["docs/A.md", "img/b.png", "../beside/DESIGN.md", "../outside.md"]
 
 
 @pytest.mark.parametrize("md", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))

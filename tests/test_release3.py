@@ -250,7 +250,7 @@ def test_workspace_training_splits_by_patient(filled_workspace) -> None:
 
 
 def _fake_shared(root: Path) -> Path:
-    """A miniature ../shared/data tree with the real layout (tests must not read the real one)."""
+    """A miniature shared-data tree with the real layout (tests must not read the real one)."""
     kv = root / "kvasir-seg-256"
     (kv / "images").mkdir(parents=True)
     (kv / "masks").mkdir()

@@ -1,6 +1,6 @@
 """Synthetic endoscopy recordings with a known answer for every frame (tests and the benchmark).
 
-Why synthetic: no public WLI/NBI *video* exists, and the tests must not read ../shared. A
+Why synthetic: no public WLI/NBI *video* exists, and the tests must not read the developers' shared data folder. A
 recording here is a list of shots (WLI, pseudo-NBI, black, overexposed, blurred, menu screen,
 out of the body) rendered from still images the way a video processor shows them: the picture
 in an octagonal field stop on a black screen, the camera drifting and zooming over the scene,

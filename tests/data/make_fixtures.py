@@ -21,7 +21,7 @@ OUT = Path(__file__).resolve().parent
 
 VOCALFOLDS = ["0041.png", "0055.png", "0070.png"]  # patient1/seq1, frames with tumour (label 4)
 KVASIR_INDEX = [0, 5, 10]                           # sorted names, validation split (index % 5 == 0)
-# public_mini/: the ../shared/data layout in miniature, real frames and the real label format
+# public_mini/: the shared data folder's layout in miniature, real frames and the real label format
 MINI_KVASIR_N = 10                                  # the first 10 sorted names: 2 in the validation split
 MINI_VOCALFOLDS = {                                 # sequence -> frames (seq2 0090: tumour-free)
     "patient1/seq1": ["0041.png", "0070.png"], "patient1/seq2": ["0089.png", "0090.png", "0096.png"],
@@ -67,7 +67,7 @@ def main() -> None:
 
 
 def public_mini(dest: Path) -> None:
-    """A few real frames in the layout of ../shared/data, smaller: Kvasir 256 -> 64 px JPEG, masks
+    """A few real frames in the layout of the shared data folder, smaller: Kvasir 256 -> 64 px JPEG, masks
     0/255; vocalfolds 512 -> 96 px, labels kept as class maps (nearest) so ``label == 4`` is
     what the code under test reads. ``None``: the sequence's first frame; an int: its first N."""
     names = sorted(p.name for p in (SHARED / "kvasir-seg-256/images").glob("*.jpg"))[:MINI_KVASIR_N]
