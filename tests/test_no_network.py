@@ -84,6 +84,26 @@ def _socket_fds() -> dict[int, str]:
     return out
 
 
+def _describe(sockets: set[str]) -> list[str]:
+    """Each 'socket:[inode]' with what the kernel's tables say it is (kind and path or address), so a
+    failure names the socket: a unix socket's path (a D-Bus or X connection, say) or an IP address."""
+    out = []
+    for fd in sorted(sockets):
+        inode = fd[len("socket:["):-1]
+        found = "not in /proc/net (closed since?)"
+        for table, column in (("unix", 6), ("tcp", 9), ("tcp6", 9), ("udp", 9), ("udp6", 9), ("netlink", 9)):
+            try:
+                rows = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            hit = next((r for r in rows if r.split()[column:column + 1] == [inode]), None)
+            if hit is not None:
+                found = f"{table}: {hit.strip()}"
+                break
+        out.append(f"{fd} {found}")
+    return out
+
+
 @contextmanager
 def no_sockets(phase: str) -> Iterator[None]:
     """Fail if anything in the block opens a socket (see the module docstring)."""
@@ -114,7 +134,7 @@ def no_sockets(phase: str) -> Iterator[None]:
     if w.harmless:
         print(f"[{phase}] allowed, no traffic: {sorted(set(w.harmless))}")
     assert w.events == [], f"{phase}: Python opened network resources: {w.events}"
-    assert not seen, f"{phase}: socket file descriptors appeared (C/C++ code?): {sorted(seen)}"
+    assert not seen, f"{phase}: socket file descriptors appeared (C/C++ code?): {_describe(seen)}"
 
 
 def test_the_watch_catches_a_socket_from_python_and_from_c(tmp_path: Path) -> None:
@@ -134,6 +154,22 @@ def test_the_watch_catches_a_socket_from_python_and_from_c(tmp_path: Path) -> No
         assert fd >= 0
         time.sleep(0.05)
         os.close(fd)
+
+
+def test_a_failure_names_the_socket_it_saw() -> None:
+    """The sampler's message says what kind of socket appeared (here an unbound unix one), not only its inode."""
+    import socket
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)  # outside any phase: the hook is not armed
+    try:
+        fd = os.readlink(f"/proc/self/fd/{a.fileno()}")
+        assert fd.startswith("socket:[")
+        (line,) = _describe({fd})
+        assert line.startswith(fd) and " unix: " in line
+    finally:
+        a.close()
+        b.close()
+    assert _describe({"socket:[999999999]"}) == ["socket:[999999999] not in /proc/net (closed since?)"]
 
 
 def _tiny_model(dest: Path) -> Path:
